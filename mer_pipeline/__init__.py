@@ -1,0 +1,16 @@
+"""mer_pipeline: stage one of mer-toolkit.
+
+Raw micro-expression datasets (as downloaded) -> aligned faces, onset->apex optical flow and strain
+-> versioned HDF5 shards (`mer-shards/1`). The public API: `prepare(...)` runs the pipeline,
+`mer_pipeline.shards.open_shards(OUT)` reads its output, `mer_pipeline.synth.generate(...)` writes
+synthetic raw trees. Nothing heavy is imported here.
+"""
+
+__version__ = "0.1.0"
+
+
+def prepare(*args, **kwargs):
+    """Run stage one; see `mer_pipeline.prepare.prepare`."""
+    from .prepare import prepare as _prepare
+
+    return _prepare(*args, **kwargs)

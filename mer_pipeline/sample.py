@@ -1,0 +1,65 @@
+"""The canonical sample record every dataset adapter yields, and the failure record."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KINDS = ("micro", "macro")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One expression clip, as the annotation sheet and the raw tree describe it.
+
+    `frames` maps the frame number written in the file name to the file's path. `apex` is None
+    when the sheet gives no usable apex (then it is spotted). `notes` records every fix or
+    doubt the adapter met on the way, for the failure report and the logs.
+    """
+
+    dataset: str
+    subject: str
+    clip: str
+    frames: dict[int, Path]
+    onset: int
+    apex: int | None
+    offset: int
+    emotion: str
+    action_units: str = ""
+    fps: float = 0.0
+    kind: str = "micro"
+    notes: tuple[str, ...] = ()
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def sample_id(self) -> str:
+        return f"{self.dataset}/{self.subject}/{self.clip}"
+
+    def frame_path(self, number: int) -> Path:
+        """Path of frame `number`, or of the nearest existing frame before it (gaps happen)."""
+        if number in self.frames:
+            return self.frames[number]
+        earlier = [n for n in self.frames if n <= number]
+        if not earlier:
+            raise KeyError(number)
+        return self.frames[max(earlier)]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A sample that could not be turned into shard data, and why."""
+
+    sample_id: str
+    stage: str  # adapter | read | face | align | apex | flow | write
+    error: str  # the exception class name
+    message: str
+
+    def to_json(self) -> dict:
+        return {"sample_id": self.sample_id, "stage": self.stage, "error": self.error, "message": self.message}
+
+
+@dataclass
+class ScanResult:
+    """What an adapter found in a raw tree: usable samples and rows it had to reject."""
+
+    samples: list[Sample] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
