@@ -160,26 +160,30 @@ def as_text(value: Any) -> str:
     return str(value).strip()
 
 
-def check_frames(onset: int | None, apex: int | None, offset: int | None) -> tuple[int | None, list[str]]:
-    """Validate onset/apex/offset; returns (usable apex or None, notes). Raises on unusable onset/offset.
+def check_frames(onset: int | None, apex: int | None, offset: int | None) -> tuple[int | None, int, list[str]]:
+    """Validate onset/apex/offset; returns (usable apex or None, usable offset, notes).
 
-    An apex that is not an integer or lies outside [onset, offset] is treated as missing (spotted later).
+    Raises AnnotationError when onset/offset cannot be used. An apex that is not an integer or lies
+    outside [onset, offset] is treated as missing (spotted later). An offset of 0 or before onset is
+    replaced by a valid apex when there is one (CAS(ME)^2, CAS(ME)^3 quirk), noted.
     """
     notes: list[str] = []
     if onset is None or offset is None:
         raise AnnotationError("onset or offset is not an integer frame number")
+    if onset < 0:
+        raise AnnotationError(f"onset {onset} is negative")
     if offset < onset:
-        if apex is not None and apex >= onset:
-            notes.append(f"offset {offset} < onset {onset}; offset set to apex {apex}")
+        if apex is not None and apex > onset:
+            notes.append(f"offset {offset} before onset {onset}; offset set to the apex {apex}")
+            offset = apex
         else:
-            raise AnnotationError(f"offset {offset} lies before onset {onset}")
+            raise AnnotationError(f"offset {offset} lies before onset {onset} and no apex after onset is given")
     if apex is None:
         notes.append("apex missing or not an integer; it will be spotted")
-        return None, notes
-    if not onset <= apex <= max(offset, onset):
+    elif not onset <= apex <= offset:
         notes.append(f"apex {apex} outside [onset {onset}, offset {offset}]; it will be spotted")
-        return None, notes
-    return apex, notes
+        apex = None
+    return apex, offset, notes
 
 
 @dataclass(frozen=True)
@@ -205,8 +209,9 @@ def load_fixes(path: Path) -> list[Fix]:
 def apply_fixes(rows: list[Row], fixes: list[Fix], key: tuple[str, str], source: Path) -> list[str]:
     """Apply `fixes` in place to rows matched by (subject, clip) under the column names `key`.
 
-    A fix applies only when the cell's current value equals `old` (compared as text); a fix whose
-    row exists but whose old value differs raises AnnotationError. Fixes for rows absent from this
+    A fix applies only when the cell's current value equals `old` (compared as text); a cell that
+    already holds `new` is left alone (a later copy of the sheet carries the correction); any other
+    value raises AnnotationError. Fixes for rows absent from this
     copy of the sheet are skipped and reported. Returns one note per fix, applied or skipped.
     """
     subject_col, clip_col = key
@@ -218,6 +223,9 @@ def apply_fixes(rows: list[Row], fixes: list[Fix], key: tuple[str, str], source:
             notes.append(f"fix {fix.subject}/{fix.clip} {fix.field}: no such row in this sheet, skipped")
             continue
         current = as_text(row.get(fix.field))
+        if current == fix.new and current != fix.old:
+            notes.append(f"fix {fix.subject}/{fix.clip} {fix.field}: already {fix.new} in this sheet, skipped")
+            continue
         if current != fix.old:
             raise AnnotationError(
                 f"{source}: fix for {fix.subject}/{fix.clip} expects {fix.field} = {fix.old!r} but the sheet "

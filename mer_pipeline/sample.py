@@ -34,14 +34,14 @@ class Sample:
     def sample_id(self) -> str:
         return f"{self.dataset}/{self.subject}/{self.clip}"
 
-    def frame_path(self, number: int) -> Path:
-        """Path of frame `number`, or of the nearest existing frame before it (gaps happen)."""
+    def nearest_frame(self, number: int) -> int:
+        """`number` when that frame exists, else the nearest existing frame number (ties go to the
+        earlier frame). Raw trees have gaps: lost frames in CAS(ME)^3, SMIC, cropped CASME II."""
         if number in self.frames:
-            return self.frames[number]
-        earlier = [n for n in self.frames if n <= number]
-        if not earlier:
+            return number
+        if not self.frames:
             raise KeyError(number)
-        return self.frames[max(earlier)]
+        return min(self.frames, key=lambda n: (abs(n - number), n))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,108 @@
+"""Alignment: a similarity transform from onset anchors to a canonical template, and removal of
+rigid head motion between frames (stabilisation). Pure functions on arrays.
+
+Template coordinates are fractions of the square crop: the crop spans about 2.6 inter-ocular
+distances, from the forehead to the chin, so that brows (AU1/2/4) and mouth (AU12-26) are inside.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# (x, y) as fractions of the crop side: eye (image left), eye (image right), nose tip, mouth corners.
+TEMPLATE = np.array([
+    [0.308, 0.340],
+    [0.692, 0.340],
+    [0.500, 0.570],
+    [0.346, 0.744],
+    [0.654, 0.744],
+], dtype=np.float64)
+
+# Regions that hold no facial muscle motion of interest: forehead strip and nose bridge
+# (x0, y0, x1, y1) in template fractions. Head motion is estimated there.
+STABLE_REGIONS = ((0.25, 0.02, 0.75, 0.13), (0.44, 0.30, 0.56, 0.52))
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, translation) mapping src -> dst, as 2x3.
+
+    Closed form (Umeyama), deterministic: no RANSAC.
+    """
+    src = np.asarray(src, np.float64)
+    dst = np.asarray(dst, np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    cov = d.T @ s / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    sign = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[-1] = -1
+    rot = u @ np.diag(sign) @ vt
+    scale = (sig * sign).sum() / (s ** 2).sum() * len(src)
+    t = mu_d - scale * rot @ mu_s
+    return np.hstack([scale * rot, t[:, None]])
+
+
+def alignment_transform(anchors: np.ndarray, size: int) -> np.ndarray:
+    """2x3 matrix taking frame pixels to the `size` x `size` aligned crop."""
+    return similarity_transform(anchors, TEMPLATE * size)
+
+
+def transform_scale(matrix: np.ndarray) -> float:
+    return float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+
+
+def warp(grey: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """Warp a grey frame into the aligned crop. When shrinking, blur first (anti-aliasing) so that
+    sub-pixel motion survives as smooth intensity change rather than aliasing."""
+    scale = transform_scale(matrix)
+    if scale < 0.9:
+        sigma = 0.5 * np.sqrt(max(1.0 / scale ** 2 - 1.0, 0.0))
+        grey = cv2.GaussianBlur(grey, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(grey, matrix.astype(np.float64), (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def warp_float(grey: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """`warp`, keeping float32 precision (used before flow so no rounding to uint8 happens twice)."""
+    return warp(grey.astype(np.float32), matrix, size)
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    points = np.asarray(points, np.float64)
+    return (points @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
+
+
+def stable_mask(size: int) -> np.ndarray:
+    mask = np.zeros((size, size), np.uint8)
+    for x0, y0, x1, y1 in STABLE_REGIONS:
+        mask[int(y0 * size):int(np.ceil(y1 * size)), int(x0 * size):int(np.ceil(x1 * size))] = 1
+    return mask
+
+
+def estimate_head_motion(reference: np.ndarray, moving: np.ndarray, iterations: int = 100) -> np.ndarray:
+    """Rigid (Euclidean) 2x3 transform W with moving(W x) ~ reference(x), fitted on the stable regions
+    only (ECC, sub-pixel). Returns the identity when ECC does not converge."""
+    size = reference.shape[0]
+    matrix = np.eye(2, 3, dtype=np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-6)
+    try:
+        _, matrix = cv2.findTransformECC(reference.astype(np.float32), moving.astype(np.float32), matrix,
+                                         cv2.MOTION_EUCLIDEAN, criteria, stable_mask(size), 5)
+    except cv2.error:
+        return np.eye(2, 3, dtype=np.float64)
+    return matrix.astype(np.float64)
+
+
+def remove_head_motion(moving: np.ndarray, motion: np.ndarray) -> np.ndarray:
+    """Resample `moving` so that it lines up with the reference (inverse of the estimated motion)."""
+    size = moving.shape[0]
+    return cv2.warpAffine(moving, motion, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """2x3 transform of x -> outer(inner(x))."""
+    a = np.vstack([outer, [0, 0, 1]])
+    b = np.vstack([inner, [0, 0, 1]])
+    return (a @ b)[:2]
