@@ -42,12 +42,14 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def write_shard(path: Path, records: list[dict[str, Any]], *, size: int, landmarks: int,
-                config_hash: str, keep_frames: int = 0) -> str:
+                config_hash: str, keep_frames: int = 0, failures: list[dict] | None = None) -> str:
     """Write `records` to `path` atomically (temporary name, fsync, rename); returns its sha256.
 
     Each record holds the arrays of ARRAY_FIELDS (+ `frames` when keep_frames) and a `meta` dict
     with META_FIELDS. Identical records give byte-identical files (no timestamps are stored).
-    An empty `records` list writes a valid shard with N = 0.
+    An empty `records` list writes a valid shard with N = 0. `failures` (the samples of this shard
+    that could not be processed) are kept in the `failures` attribute as JSON, so that a resumed run
+    can report them without recomputing the shard.
     """
     path = Path(path)
     n, s = len(records), size
@@ -65,6 +67,7 @@ def write_shard(path: Path, records: list[dict[str, Any]], *, size: int, landmar
         with h5py.File(tmp, "w", libver="earliest", track_order=False) as h5:
             h5.attrs["schema"] = SCHEMA
             h5.attrs["config_hash"] = config_hash
+            h5.attrs["failures"] = json.dumps(failures or [], sort_keys=True)
             for name, (shape, dtype) in shapes.items():
                 data = np.stack([r[name] for r in records]).astype(dtype, copy=False) if n else np.zeros(shape, dtype)
                 if data.shape != shape:
@@ -98,6 +101,8 @@ def read_shard_meta(path: Path) -> dict[str, Any]:
             "schema": str(h5.attrs.get("schema", "")),
             "config_hash": str(h5.attrs.get("config_hash", "")),
             "sample_ids": [v.decode("utf-8") for v in h5["meta/sample_id"][()]],
+            "emotions": [v.decode("utf-8") for v in h5["meta/emotion"][()]],
+            "failures": json.loads(h5.attrs.get("failures", "[]")),
         }
 
 

@@ -1,0 +1,225 @@
+"""`mer-prep`: the command line of stage one, a thin layer over `mer_pipeline.prepare` and friends.
+
+Every dataset adapter gets its own command (`mer-prep casme2 RAW OUT`), built from the registry on
+demand, sharing the options below.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import MerError
+
+COMMANDS = ("synth", "verify", "inspect", "list")
+
+
+def prep_options(func):
+    """The options every dataset command shares (DESIGN.md, stage one)."""
+    decorators = [
+        click.option("--annotations", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Annotation sheet (default: found in RAW)."),
+        click.option("--backend", type=click.Choice(["dlib", "mediapipe"]), default="dlib", show_default=True,
+                     help="Face detector and landmarks."),
+        click.option("--size", type=click.IntRange(32, 1024), default=128, show_default=True,
+                     help="Side of the aligned square crop, in pixels."),
+        click.option("--flow", "flow_method", type=click.Choice(["tvl1", "farneback", "dis"]), default="tvl1",
+                     show_default=True, help="Optical flow: TV-L1 (accurate), farneback or dis (fast, coarser)."),
+        click.option("--stabilize/--no-stabilize", default=True, show_default=True,
+                     help="Remove rigid head motion between onset and apex."),
+        click.option("--keep-frames", type=click.IntRange(0, 256), default=0, show_default=True,
+                     help="Also store T aligned frames onset..offset (resampled)."),
+        click.option("--workers", type=click.IntRange(1, 512), default=None,
+                     help="Worker processes of the local Dask cluster [default: all cores]."),
+        click.option("--scheduler", default=None,
+                     help="Address of an existing dask.distributed scheduler (RAW and OUT must be on storage "
+                          "every worker sees), or 'synchronous' to run in this process."),
+        click.option("--shard-size", type=click.IntRange(1, 100000), default=64, show_default=True,
+                     help="Samples per HDF5 shard."),
+        click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N samples (by id)."),
+        click.option("--overwrite", is_flag=True, help="Rebuild everything (default: resume)."),
+        click.option("--fail-fast", is_flag=True, help="Stop at the first failing clip (default: skip and report)."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def _dataset_command(name: str) -> click.Command:
+    from .datasets import get_adapter
+
+    adapter = get_adapter(name)
+
+    @prep_options
+    def command(raw, out, annotations, backend, size, flow_method, stabilize, keep_frames, workers, scheduler,
+                shard_size, limit, overwrite, fail_fast, quiet, **options):
+        from .clip import PrepConfig
+        from .prepare import prepare
+
+        config = PrepConfig(backend=backend, size=size, flow=flow_method, stabilize=stabilize, keep_frames=keep_frames)
+        summary = prepare(name, raw, out, annotations=annotations, config=config, workers=workers,
+                          scheduler=scheduler, shard_size=shard_size, limit=limit, overwrite=overwrite,
+                          fail_fast=fail_fast, progress=not quiet, options=options)
+        click.echo(str(summary))
+        if summary.failed:
+            click.echo(f"{summary.failed} skipped: see {Path(out) / 'failures.jsonl'}")
+
+    raw_help = "RAW is the dataset folder as downloaded; OUT receives manifest.json, failures.jsonl and shards/."
+    example = f"mer-prep {name} ~/data/{name} ~/shards/{name}"
+    if not adapter.takes_raw:
+        example = f"mer-prep {name} --casme2 RAW/casme2 --samm RAW/samm --smic RAW/smic OUT"
+    command.__doc__ = f"Prepare {adapter.description}.\n\n{raw_help}\n\nExample:\n\n    {example}"
+    params = [click.Argument(["raw"], type=click.Path(exists=True, file_okay=False, path_type=Path))] if adapter.takes_raw else []
+    params.append(click.Argument(["out"], type=click.Path(file_okay=False, path_type=Path)))
+    cmd = click.command(name)(command)
+    if not adapter.takes_raw:
+        cmd.callback = _without_raw(cmd.callback)
+    cmd.params = params + cmd.params + list(adapter.options)
+    return cmd
+
+
+def _without_raw(callback):
+    def wrapped(**kwargs):
+        return callback(raw=None, **kwargs)
+
+    return wrapped
+
+
+class PrepGroup(click.Group):
+    """Commands: the fixed ones plus one per registered dataset, resolved on demand."""
+
+    def list_commands(self, ctx):
+        from .datasets import available
+
+        return sorted(set(super().list_commands(ctx)) | set(available()))
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is not None:
+            return command
+        from .datasets import available
+
+        if name in available():
+            return _dataset_command(name)
+        return None
+
+    def resolve_command(self, ctx, args):
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as error:
+            if args and not args[0].startswith("-"):
+                from .datasets import available
+
+                known = ", ".join(available())
+                raise click.UsageError(f"unknown dataset or command {args[0]!r}. Datasets: {known}. "
+                                       f"Commands: {', '.join(COMMANDS)}", ctx) from error
+            raise
+
+
+@click.group(cls=PrepGroup)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="mer-toolkit")
+def cli(verbose):
+    """mer-prep: raw micro-expression datasets -> aligned faces, optical flow, HDF5 shards.
+
+    Example:
+
+        mer-prep synth casme2 data/raw/casme2 && mer-prep casme2 data/raw/casme2 data/shards/casme2
+    """
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command("verify")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def verify_command(out):
+    """Check every shard against the manifest (sha256, counts, schema).
+
+    Exits non-zero and names each mismatching file.
+
+    Example:
+
+        mer-prep verify data/shards/casme2
+    """
+    from .shards import verify_shards
+
+    problems = verify_shards(out)
+    if problems:
+        for problem in problems:
+            click.echo(problem, err=True)
+        raise click.ClickException(f"{out}: {len(problems)} problem(s); rerun mer-prep on it to rebuild")
+    from .shards import load_manifest
+
+    manifest = load_manifest(out)
+    click.echo(f"{out}: OK ({len(manifest['shards'])} shards, {manifest['counts']['ok']} samples, "
+               f"schema {manifest['schema']})")
+
+
+@cli.command("inspect")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="PNG to write [default: OUT/contact_sheet.png].")
+@click.option("--max-samples", type=click.IntRange(1), default=24, show_default=True)
+def inspect_command(out, output, max_samples):
+    """Contact sheet: aligned onset, apex and colour-coded flow per sample.
+
+    Example:
+
+        mer-prep inspect data/shards/casme2 -o sheet.png
+    """
+    from .inspect import contact_sheet
+
+    path = contact_sheet(out, output or Path(out) / "contact_sheet.png", max_samples=max_samples)
+    click.echo(f"wrote {path}")
+
+
+@cli.command("list")
+def list_command():
+    """Datasets, face backends and flow methods available.
+
+    Example:
+
+        mer-prep list
+    """
+    from .datasets import available
+    from .face import BACKENDS
+    from .flow import FLOW_METHODS, check_flow_available
+
+    click.echo("datasets:")
+    for name, adapter in available().items():
+        click.echo(f"  {name:10s} {adapter.kind:5s}  {adapter.description}")
+    click.echo("face backends: " + ", ".join(BACKENDS))
+    methods = []
+    for method in FLOW_METHODS:
+        try:
+            check_flow_available(method)
+            methods.append(method)
+        except MerError:
+            methods.append(f"{method} (unavailable: reinstall opencv-contrib-python)")
+    click.echo("flow methods: " + ", ".join(methods))
+
+
+def _add_synth() -> None:
+    try:
+        from .synth.cli import synth
+    except ImportError:  # the generator is optional at import time of the CLI module
+        return
+    cli.add_command(synth, "synth")
+
+
+def main(argv=None) -> None:
+    _add_synth()
+    try:
+        cli.main(args=argv, prog_name="mer-prep", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except MerError as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(1)

@@ -1,0 +1,59 @@
+"""Contact sheet of a shard set: aligned onset, apex, colour-coded flow and strain per sample."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .shards import open_shards
+
+
+def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
+    """(2, H, W) flow -> (H, W, 3) uint8: hue = direction, value = magnitude (Middlebury-style)."""
+    import cv2
+
+    u, v = flow[0], flow[1]
+    magnitude, angle = cv2.cartToPolar(u.astype(np.float32), v.astype(np.float32), angleInDegrees=True)
+    scale = max_magnitude or float(np.percentile(magnitude, 99)) or 1.0
+    hsv = np.zeros((*u.shape, 3), np.uint8)
+    hsv[..., 0] = (angle / 2).astype(np.uint8)
+    hsv[..., 1] = 255
+    hsv[..., 2] = np.clip(magnitude / scale * 255, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+def contact_sheet(out: Path, output: Path, max_samples: int = 24) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shards = open_shards(out, fields=("onset", "apex", "flow", "strain"))
+    n = min(len(shards), max_samples)
+    if n == 0:
+        raise ValueError(f"{out}: the shard set holds no samples")
+    # Spread the picks over the set so several subjects and classes show.
+    picks = np.unique(np.linspace(0, len(shards) - 1, n).round().astype(int))
+    columns = ("onset", "apex", "flow", "strain")
+    fig, axes = plt.subplots(len(picks), 4, figsize=(8, 2.1 * len(picks)), squeeze=False)
+    for row, index in enumerate(picks):
+        flow = shards.arrays["flow"][index]
+        images = (shards.arrays["onset"][index], shards.arrays["apex"][index], flow_to_rgb(flow),
+                  shards.arrays["strain"][index])
+        for col, (name, image) in enumerate(zip(columns, images)):
+            ax = axes[row, col]
+            ax.imshow(image, cmap="gray" if image.ndim == 2 and name != "strain" else "magma")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(name, fontsize=9)
+        meta = {k: shards.meta[k][index] for k in ("sample_id", "emotion", "apex_source", "apex_frame")}
+        peak = float(np.hypot(flow[0], flow[1]).max())
+        axes[row, 0].set_ylabel(f"{meta['sample_id']}\n{meta['emotion']} | apex {meta['apex_frame']} "
+                                f"({meta['apex_source']})\nmax |flow| {peak:.2f} px", fontsize=6)
+    fig.tight_layout()
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=110)
+    plt.close(fig)
+    return output

@@ -1,0 +1,277 @@
+"""Stage one orchestration: adapter -> plan of shards -> one Dask task per shard -> manifest.
+
+Resume is the default: a shard file that exists, carries this run's config hash and holds exactly
+the planned samples is kept. Shards are written under a temporary name and renamed when complete;
+the manifest is written last, so a set without manifest.json is never taken for a complete one.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from . import __version__
+from .clip import ClipError, PrepConfig, process_clip
+from .datasets import get_adapter
+from .errors import MerError, OutputLocked
+from .face import get_backend
+from .flow import check_flow_available
+from .sample import Failure, Sample
+from .shards import (FAILURES, MANIFEST, SHARD_DIR, config_hash, load_manifest, read_shard_meta, shard_name,
+                     write_jsonl_atomic, write_manifest, write_shard)
+
+log = logging.getLogger(__name__)
+PROGRESS_TOPIC = "mer-prep-progress"
+
+
+@dataclass
+class PrepareSummary:
+    out: Path
+    ok: int
+    failed: int
+    shards: int
+    reused: int
+    seconds: float
+
+    @property
+    def clips_per_second(self) -> float:
+        return (self.ok + self.failed) / self.seconds if self.seconds else 0.0
+
+    def __str__(self) -> str:
+        return (f"{self.ok} samples ok, {self.failed} failed, {self.shards} shards ({self.reused} reused) in "
+                f"{self.seconds:.1f} s ({self.clips_per_second:.2f} clips/s) -> {self.out}")
+
+
+def build_shard(index: int, samples: list[Sample], config: PrepConfig, out: str, dataset: str,
+                digest: str, fail_fast: bool = False, landmarks: int = 68) -> dict:
+    """Process the clips of one shard and write it. Runs in a Dask worker (or in-process)."""
+    import cv2
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # one process per core; also keeps results identical across schedulers
+    try:
+        records, failures = [], []
+        for sample in samples:
+            try:
+                records.append(process_clip(sample, config))
+            except ClipError as error:
+                failure = Failure(sample.sample_id, error.stage, type(error.cause).__name__, _message(sample, error))
+                if fail_fast:
+                    raise MerError(f"{failure.sample_id}: {failure.stage} failed: {failure.message}") from error
+                failures.append(failure.to_json())
+            _report_progress()
+        path = Path(out) / SHARD_DIR / shard_name(dataset, index)
+        sha = write_shard(path, records, size=config.size, landmarks=landmarks, config_hash=digest,
+                          keep_frames=config.keep_frames, failures=failures)
+        return {"file": path.name, "n": len(records), "sha256": sha, "failures": failures,
+                "emotions": [r["meta"]["emotion"] for r in records], "reused": False}
+    finally:
+        cv2.setNumThreads(threads)
+
+
+def _message(sample: Sample, error: ClipError) -> str:
+    text = str(error.cause) or type(error.cause).__name__
+    where = ""
+    if error.stage in ("read", "face"):
+        where = f" (onset frame {sample.frames.get(sample.nearest_frame(sample.onset), '?')})" if sample.frames else ""
+    return text + where
+
+
+def _report_progress() -> None:
+    try:
+        from distributed import get_worker
+
+        get_worker().log_event(PROGRESS_TOPIC, 1)
+    except (ImportError, ValueError):
+        _LOCAL_PROGRESS.append(1)
+
+
+_LOCAL_PROGRESS: list[int] = []
+
+
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """An exclusive lock on OUT: a second mer-prep on the same folder refuses to start."""
+    path = out / ".mer-prep.lock"
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as error:
+        handle.close()
+        raise OutputLocked(f"{out}: another mer-prep process is writing here; wait for it to finish "
+                           "or choose another output folder") from error
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def landmark_count(backend: str) -> int:
+    return {"dlib": 68, "mediapipe": 468}[backend]
+
+
+def prepare(dataset: str, raw: Path | None, out: Path, *, annotations: Path | None = None,
+            config: PrepConfig = PrepConfig(), workers: int | None = None, scheduler: str | None = None,
+            shard_size: int = 64, limit: int | None = None, overwrite: bool = False, fail_fast: bool = False,
+            progress: bool = True, options: dict | None = None) -> PrepareSummary:
+    """Prepare `dataset` from the raw tree `raw` into the shard set `out`.
+
+    `scheduler`: None for a local Dask cluster of `workers` processes (default: all cores),
+    "synchronous" to run in this process, or the address of an existing dask.distributed scheduler.
+    """
+    started = time.perf_counter()
+    check_flow_available(config.flow)
+    if shard_size < 1:
+        raise MerError("--shard-size must be at least 1")
+    adapter = get_adapter(dataset)
+    options = dict(options or {})
+    scan = adapter.scan(raw, annotations, **options) if adapter.takes_raw else adapter.scan(annotations=annotations, **options)
+    samples = sorted(scan.samples, key=lambda s: s.sample_id)
+    if limit is not None:
+        samples = samples[:limit]
+    if not samples:
+        raise MerError(f"{raw}: no usable samples found for {dataset} ({len(scan.failures)} rows rejected; "
+                       f"first: {scan.failures[0].message if scan.failures else 'none'})")
+
+    out = Path(out)
+    (out / SHARD_DIR).mkdir(parents=True, exist_ok=True)
+    recipe = {
+        "dataset": dataset,
+        "prep": config.as_dict(),
+        "shard_size": shard_size,
+        "limit": limit,
+        "options": {k: str(v) for k, v in sorted(options.items()) if k not in ("casme2", "samm", "smic")},
+        "annotations": Path(annotations).name if annotations else None,
+    }
+    digest = config_hash(recipe)
+    with output_lock(out):
+        _check_existing(out, digest, overwrite)
+        plan = [samples[i:i + shard_size] for i in range(0, len(samples), shard_size)]
+        results = _run(plan, config, out, dataset, digest, workers, scheduler, fail_fast, progress, overwrite)
+        _remove_stale(out, {r["file"] for r in results})
+
+        failures = [f.to_json() for f in scan.failures] + [f for r in results for f in r["failures"]]
+        failures.sort(key=lambda f: (f["sample_id"], f["stage"]))
+        for failure in failures:
+            log.warning("skipped %s (%s: %s) %s", failure["sample_id"], failure["stage"], failure["error"], failure["message"])
+        write_jsonl_atomic(out / FAILURES, failures)
+        classes = Counter(e for r in results for e in r["emotions"])
+        write_manifest(out, dataset=dataset, config=recipe, failed=len(failures), class_counts=dict(classes),
+                       pipeline_version=__version__,
+                       shards=[{"file": r["file"], "n": r["n"], "sha256": r["sha256"]} for r in results])
+    return PrepareSummary(out, sum(r["n"] for r in results), len(failures), len(results),
+                          sum(r["reused"] for r in results), time.perf_counter() - started)
+
+
+def _check_existing(out: Path, digest: str, overwrite: bool) -> None:
+    manifest_path = out / MANIFEST
+    if overwrite:
+        for path in [manifest_path, out / FAILURES, *(out / SHARD_DIR).glob("*.h5")]:
+            path.unlink(missing_ok=True)
+        return
+    if manifest_path.is_file():
+        try:
+            previous = load_manifest(out)
+        except MerError:
+            previous = {}
+        if previous.get("config_hash") != digest:
+            raise MerError(f"{out} holds shards made with another configuration; use --overwrite to replace "
+                           "them, or choose another output folder")
+        manifest_path.unlink()  # rewritten last; until then the set counts as incomplete
+
+
+def _reusable(out: Path, index: int, samples: list[Sample], dataset: str, digest: str) -> dict | None:
+    path = out / SHARD_DIR / shard_name(dataset, index)
+    if not path.is_file():
+        return None
+    try:
+        meta = read_shard_meta(path)
+    except (OSError, KeyError):
+        log.info("%s: unreadable, rebuilding", path)
+        return None
+    failed = {f["sample_id"] for f in meta["failures"]}
+    planned = [s.sample_id for s in samples]
+    if meta["config_hash"] != digest or [s for s in planned if s not in failed] != meta["sample_ids"]:
+        return None
+    from .shards import sha256_file
+
+    return {"file": path.name, "n": len(meta["sample_ids"]), "sha256": sha256_file(path),
+            "failures": meta["failures"], "emotions": meta["emotions"], "reused": True}
+
+
+def _run(plan, config, out, dataset, digest, workers, scheduler, fail_fast, progress, overwrite) -> list[dict]:
+    from tqdm import tqdm
+
+    results: dict[int, dict] = {}
+    todo = []
+    for index, samples in enumerate(plan):
+        reused = None if overwrite else _reusable(out, index, samples, dataset, digest)
+        if reused:
+            results[index] = reused
+        else:
+            todo.append(index)
+    total = sum(len(s) for s in plan)
+    bar = tqdm(total=total, unit="clip", desc=f"mer-prep {dataset}", disable=not progress,
+               initial=sum(len(plan[i]) for i in results))
+    landmarks = landmark_count(config.backend)
+    try:
+        if not todo:
+            pass
+        elif scheduler == "synchronous":
+            get_backend(config.backend)  # load models once, before the clock of the first clip
+            for index in todo:
+                _LOCAL_PROGRESS.clear()
+                results[index] = build_shard(index, plan[index], config, str(out), dataset, digest, fail_fast, landmarks)
+                bar.update(len(plan[index]))
+        else:
+            results.update(_run_dask(plan, todo, config, out, dataset, digest, workers, scheduler, fail_fast, bar, landmarks))
+    finally:
+        bar.close()
+    return [results[i] for i in range(len(plan))]
+
+
+def _run_dask(plan, todo, config, out, dataset, digest, workers, scheduler, fail_fast, bar, landmarks) -> dict[int, dict]:
+    from distributed import Client, LocalCluster, as_completed
+
+    with contextlib.ExitStack() as stack:
+        if scheduler:
+            client = stack.enter_context(Client(scheduler))
+        else:
+            n = workers or os.cpu_count() or 1
+            cluster = stack.enter_context(LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                                       dashboard_address=None, silence_logs=logging.ERROR))
+            client = stack.enter_context(Client(cluster))
+        client.subscribe_topic(PROGRESS_TOPIC, lambda event: bar.update(1))
+        futures = {client.submit(build_shard, i, plan[i], config, str(out), dataset, digest, fail_fast, landmarks,
+                                 key=f"mer-prep-{dataset}-{digest[:8]}-{i:05d}", pure=False, retries=2): i
+                   for i in todo}
+        results, start = {}, bar.n
+        for future in as_completed(futures):
+            index = futures[future]
+            try:
+                results[index] = future.result()
+            except MerError:
+                for other in futures:
+                    other.cancel()
+                raise
+            done = start + sum(len(plan[i]) for i in results)
+            if bar.n < done:  # events can arrive late; keep the bar honest
+                bar.update(done - bar.n)
+        client.unsubscribe_topic(PROGRESS_TOPIC)
+        return results
+
+
+def _remove_stale(out: Path, keep: set[str]) -> None:
+    for path in (out / SHARD_DIR).iterdir():
+        if path.name.startswith(".") and ".tmp-" in path.name:
+            path.unlink(missing_ok=True)
+        elif path.suffix == ".h5" and path.name not in keep:
+            log.info("removing %s: not part of this run's plan", path)
+            path.unlink()
