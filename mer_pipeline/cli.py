@@ -131,6 +131,9 @@ def cli(verbose):
     """
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+    if verbose < 2:  # Dask's own chatter only with -vv
+        for name in ("distributed", "dask"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 @cli.command("verify")

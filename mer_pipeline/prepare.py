@@ -246,7 +246,8 @@ def _run_dask(plan, todo, config, out, dataset, digest, workers, scheduler, fail
         else:
             n = workers or os.cpu_count() or 1
             cluster = stack.enter_context(LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                                       dashboard_address=None, silence_logs=logging.ERROR))
+                                                       host="127.0.0.1", dashboard_address=None,
+                                                       silence_logs=logging.ERROR))
             client = stack.enter_context(Client(cluster))
         client.subscribe_topic(PROGRESS_TOPIC, lambda event: bar.update(1))
         futures = {client.submit(build_shard, i, plan[i], config, str(out), dataset, digest, fail_fast, landmarks,
