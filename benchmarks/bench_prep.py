@@ -1,0 +1,246 @@
+"""Stage-one benchmark: mer-prep vs a peer-style reference vs the floor, side by side in one run.
+
+On a synthetic CASME II-scale tree (26 subjects, ~255 clips, 640x480) it measures:
+- ours: `mer_pipeline.prepare` with 1 and 2 local Dask workers (fresh output each time);
+- reference: how published MER code usually does it: sequential, every frame of onset..offset
+  read, dlib detection + landmarks on every frame, each frame cropped by its own face box,
+  OpenCV TV-L1 with default parameters, one .npy per sample;
+- floor: the unavoidable work: decode onset and apex only, one detection, one TV-L1 (the
+  parameters ours uses) per clip, nothing else, sequential.
+It prints clips/s, speed-up over the reference, parallel efficiency 1 -> 2 workers, overhead over
+the floor, and peak memory per worker; `--scale 4` repeats ours on 4x the clips to show memory per
+worker does not grow with the dataset. It also reports the end-point error of TV-L1 settings
+against the planted truth (`--tvl1-study`).
+
+Usage: python benchmarks/bench_prep.py [--subjects 26 --clips-per-subject 10] [--work DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def generate_tree(work: Path, subjects: int, clips: int, seed: int = 0) -> Path:
+    from mer_pipeline.synth import generate
+
+    raw = work / f"raw-{subjects}x{clips}-s{seed}"
+    if not (raw / "synth_truth.json").is_file():
+        shutil.rmtree(raw, ignore_errors=True)
+        started = time.perf_counter()
+        generate("casme2", raw, subjects=subjects, clips_per_subject=clips, seed=seed)
+        print(f"generated {raw.name} in {time.perf_counter() - started:.1f} s")
+    return raw
+
+
+def run_ours(raw: Path, out: Path, workers: int, config) -> dict:
+    from distributed import Client, LocalCluster
+
+    from mer_pipeline.prepare import prepare
+
+    shutil.rmtree(out, ignore_errors=True)
+    # Start the cluster outside the clock; a user pays it once per run (~1-2 s), reported apart.
+    t0 = time.perf_counter()
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        startup = time.perf_counter() - t0
+        client.run(_warm_worker, config.backend)
+        started = time.perf_counter()
+        summary = prepare("casme2", raw, out, config=config, scheduler=cluster.scheduler_address, progress=False)
+        seconds = time.perf_counter() - started
+        peaks = client.run(_peak_rss_mb)
+    clips = summary.ok + summary.failed
+    return {"clips": clips, "seconds": seconds, "clips_per_s": clips / seconds, "startup_s": startup,
+            "peak_rss_mb_per_worker": max(peaks.values()), "bytes": sum(p.stat().st_size for p in (out / "shards").iterdir())}
+
+
+def _warm_worker(backend: str) -> None:
+    from mer_pipeline.face import get_backend
+
+    get_backend(backend)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def clip_list(raw: Path):
+    from mer_pipeline.datasets import get_adapter
+
+    return sorted(get_adapter("casme2").scan(raw).samples, key=lambda s: s.sample_id)
+
+
+def run_reference(raw: Path, out: Path) -> dict:
+    """Peer style: everything per frame, sequential, defaults."""
+    import cv2
+    import dlib
+
+    from mer_pipeline.face import face_models_dir
+
+    cv2.setNumThreads(1)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    detector = dlib.get_frontal_face_detector()
+    predictor = dlib.shape_predictor(str(face_models_dir() / "shape_predictor_68_face_landmarks.dat"))
+    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
+    samples = clip_list(raw)
+    started = time.perf_counter()
+    for sample in samples:
+        apex = sample.apex if sample.apex is not None else (sample.onset + sample.offset) // 2
+        crops = {}
+        for number in sorted(n for n in sample.frames if sample.onset <= n <= sample.offset):
+            grey = cv2.cvtColor(cv2.imread(str(sample.frames[number])), cv2.COLOR_BGR2GRAY)
+            boxes = detector(grey, 1)
+            if not boxes:
+                continue
+            box = boxes[0]
+            predictor(grey, box)  # landmarks on every frame, as peer code does for its crops
+            top, bottom = max(box.top(), 0), min(box.bottom(), grey.shape[0])
+            left, right = max(box.left(), 0), min(box.right(), grey.shape[1])
+            crops[number] = cv2.resize(grey[top:bottom, left:right], (128, 128))
+        first = crops.get(sample.nearest_frame(sample.onset))
+        peak = crops.get(sample.nearest_frame(apex))
+        if first is None or peak is None:
+            continue
+        flow = tvl1.calc(first, peak, None)
+        np.save(out / f"{sample.subject}_{sample.clip}.npy", flow)
+    seconds = time.perf_counter() - started
+    return {"clips": len(samples), "seconds": seconds, "clips_per_s": len(samples) / seconds}
+
+
+def run_floor(raw: Path, config) -> dict:
+    """Decode the two needed frames, one detection, one TV-L1 per clip; nothing else."""
+    import cv2
+
+    from mer_pipeline import align
+    from mer_pipeline.face import get_backend
+    from mer_pipeline.flow import compute_flow
+
+    cv2.setNumThreads(1)
+    backend = get_backend(config.backend)
+    samples = clip_list(raw)
+    started = time.perf_counter()
+    for sample in samples:
+        apex = sample.apex if sample.apex is not None else (sample.onset + sample.offset) // 2
+        onset = cv2.imread(str(sample.frames[sample.nearest_frame(sample.onset)]), cv2.IMREAD_GRAYSCALE)
+        peak = cv2.imread(str(sample.frames[sample.nearest_frame(apex)]), cv2.IMREAD_GRAYSCALE)
+        face = backend.detect(onset)
+        matrix = align.alignment_transform(face.anchors, config.size)
+        size = (config.size, config.size)
+        compute_flow(cv2.warpAffine(onset, matrix, size), cv2.warpAffine(peak, matrix, size), config.flow, config.tvl1)
+    seconds = time.perf_counter() - started
+    return {"clips": len(samples), "seconds": seconds, "clips_per_s": len(samples) / seconds}
+
+
+def tvl1_study(raw: Path, limit: int = 40) -> list[dict]:
+    """End-point error of flow settings against the planted truth, on aligned crops (no head motion
+    in the comparison: the truth is mapped into aligned coordinates; head motion is removed first)."""
+    import cv2
+
+    from mer_pipeline import align
+    from mer_pipeline.face import detect_face
+    from mer_pipeline.flow import TVL1Params, compute_flow
+    from mer_pipeline.frames import read_grey
+    from mer_pipeline.synth import truth_field
+
+    cv2.setNumThreads(1)
+    truth = json.loads((raw / "synth_truth.json").read_text())
+    entries = {c["sample_id"]: c for c in truth["clips"]}
+    settings = {
+        "tvl1 defaults": ("tvl1", TVL1Params()),
+        "tvl1 nscales=3 warps=3 step=0.5": ("tvl1", TVL1Params(nscales=3, warps=3, scale_step=0.5)),
+        "tvl1 nscales=3 warps=3 step=0.5 inner=10": ("tvl1", TVL1Params(nscales=3, warps=3, scale_step=0.5, inner_iterations=10)),
+        "farneback": ("farneback", TVL1Params()),
+        "dis medium": ("dis", TVL1Params()),
+    }
+    pairs = []
+    for sample in clip_list(raw)[:limit]:
+        entry = entries.get(sample.sample_id)
+        if entry is None:
+            continue
+        onset_raw = read_grey(sample.frames[sample.nearest_frame(entry["onset"])])
+        apex_raw = read_grey(sample.frames[sample.nearest_frame(entry["apex"])])
+        matrix = align.alignment_transform(detect_face(onset_raw).anchors, 128)
+        onset = align.warp(onset_raw, matrix, 128)
+        apex = align.warp(apex_raw, matrix, 128)
+        apex = align.remove_head_motion(apex, align.estimate_head_motion(onset, apex))
+        field = truth_field(entry)
+        aligned = np.stack([cv2.warpAffine(c, matrix, (128, 128)) for c in field])
+        aligned = np.einsum("ij,jhw->ihw", matrix[:, :2], aligned)
+        pairs.append((onset, apex, aligned))
+    rows = []
+    for name, (method, params) in settings.items():
+        errors, times = [], []
+        for onset, apex, aligned in pairs:
+            t0 = time.perf_counter()
+            flow = compute_flow(onset, apex, method, params)
+            times.append(time.perf_counter() - t0)
+            moving = np.hypot(aligned[0], aligned[1]) > 0.05
+            errors.append(float(np.hypot(*(flow - aligned))[moving].mean()) if moving.any() else 0.0)
+        rows.append({"setting": name, "epe_moving_px": float(np.mean(errors)), "ms_per_pair": 1000 * float(np.median(times))})
+    zero = [float(np.hypot(*a)[np.hypot(*a) > 0.05].mean()) for _, _, a in pairs if (np.hypot(*a) > 0.05).any()]
+    rows.append({"setting": "zero flow (reference)", "epe_moving_px": float(np.mean(zero)), "ms_per_pair": 0.0})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subjects", type=int, default=26)
+    parser.add_argument("--clips-per-subject", type=int, default=10)
+    parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--scale", type=int, default=0, help="also run ours on SCALE x the clips (memory check)")
+    parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--tvl1-study", action="store_true")
+    args = parser.parse_args()
+
+    from mer_pipeline.clip import PrepConfig
+
+    config = PrepConfig()
+    args.work.mkdir(parents=True, exist_ok=True)
+    raw = generate_tree(args.work, args.subjects, args.clips_per_subject)
+    report: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "config": config.as_dict()}
+    if args.tvl1_study:
+        report["tvl1_study"] = tvl1_study(raw)
+        for row in report["tvl1_study"]:
+            print(f"  {row['setting']:45s} EPE {row['epe_moving_px']:.3f} px  {row['ms_per_pair']:.1f} ms")
+    report["floor"] = run_floor(raw, config)
+    print(f"floor:     {report['floor']['clips_per_s']:.2f} clips/s")
+    for workers in (1, 2):
+        report[f"ours_{workers}w"] = run_ours(raw, args.work / f"out-{workers}w", workers, config)
+        r = report[f"ours_{workers}w"]
+        print(f"ours {workers}w:   {r['clips_per_s']:.2f} clips/s, peak {r['peak_rss_mb_per_worker']:.0f} MB/worker")
+    if not args.skip_reference:
+        report["reference"] = run_reference(raw, args.work / "out-reference")
+        print(f"reference: {report['reference']['clips_per_s']:.2f} clips/s")
+    if args.scale > 1:
+        big = generate_tree(args.work, args.subjects, args.clips_per_subject * args.scale, seed=1)
+        report[f"ours_2w_x{args.scale}"] = run_ours(big, args.work / "out-scale", 2, config)
+        r = report[f"ours_2w_x{args.scale}"]
+        print(f"ours 2w x{args.scale}: {r['clips']} clips, peak {r['peak_rss_mb_per_worker']:.0f} MB/worker")
+
+    one, two, floor = report["ours_1w"], report["ours_2w"], report["floor"]
+    summary = {
+        "parallel_efficiency_1_to_2": two["clips_per_s"] / (2 * one["clips_per_s"]),
+        "overhead_over_floor_1w": floor["clips_per_s"] / one["clips_per_s"],
+    }
+    if "reference" in report:
+        summary["speedup_over_reference_1w"] = one["clips_per_s"] / report["reference"]["clips_per_s"]
+        summary["speedup_over_reference_2w"] = two["clips_per_s"] / report["reference"]["clips_per_s"]
+    report["summary"] = summary
+    for key, value in summary.items():
+        print(f"{key}: {value:.2f}")
+    (args.work / "bench_prep.json").write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.work / 'bench_prep.json'}")
+
+
+if __name__ == "__main__":
+    main()
