@@ -42,6 +42,8 @@ def _csv_cell(text: str) -> Any:
     text = text.strip()
     if text == "":
         return None
+    if "_" in text:  # int() and float() accept '006_1_2' as 612 (digit grouping); ids keep their text
+        return text
     for convert in (int, float):
         try:
             return convert(text)
@@ -144,6 +146,8 @@ def as_int(value: Any) -> int | None:
     if isinstance(value, float):
         return int(value) if math.isfinite(value) and value.is_integer() else None
     text = str(value).strip()
+    if "_" in text:  # float('1_2') == 12.0: digit grouping, never a frame number
+        return None
     try:
         number = float(text)
     except ValueError:
