@@ -1,0 +1,307 @@
+"""`generate()`: plan a dataset's raw tree, make its subjects, render every video, write the sheets
+and `synth_truth.json`.
+
+Determinism: every random draw comes from a numpy Generator seeded by (seed, dataset, stream, index);
+frames are encoded by OpenCV with fixed parameters; the truth file has sorted keys and no
+timestamps; xlsx files get fixed dates. The same arguments give byte-identical trees, whatever the
+number of worker processes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from . import aus, motion
+from . import faces as facelib
+from .layouts import LAYOUTS, get_layout
+from .layouts.base import Clip, Layout, Plan, Video, schedule
+from .presets import Preset, get_preset
+
+GENERATOR_VERSION = "1"
+TRUTH_FILE = "synth_truth.json"
+TRUTH_SCHEMA = "mer-synth-truth/1"
+
+
+def _rng(seed: int, *key) -> np.random.Generator:
+    """A Generator for one stream: key parts are ints or strings (strings hashed with crc32)."""
+    parts = [int(seed)] + [zlib.crc32(k.encode()) if isinstance(k, str) else int(k) for k in key]
+    return np.random.default_rng(np.random.SeedSequence(parts))
+
+
+def generate(dataset: str, out: Path, *, subjects: int | None = None, clips_per_subject: int | None = None,
+             seed: int = 0, quirks: bool = False, faces: Path | None = None, preset: str = "default",
+             workers: int = 1, progress: Callable[[int], None] | None = None) -> dict:
+    """Write a synthetic raw tree of `dataset` in its real on-disk layout under `out`.
+
+    Returns a summary: dataset, clips (truth entries), clips_on_disk, videos, frames, bytes, seconds,
+    roots (paths written), truth (path of synth_truth.json), quirks (kinds planted).
+    `workers` > 1 renders videos in that many processes (same bytes as 1); `progress(n)` is called
+    with the number of clips of each finished video (for a progress bar).
+    """
+    started = time.perf_counter()
+    layout = get_layout(dataset)
+    difficulty = get_preset(preset)
+    n_subjects = layout.default_subjects if subjects is None else int(subjects)
+    per_subject = layout.default_clips if clips_per_subject is None else int(clips_per_subject)
+    if n_subjects < 1 or per_subject < 1:
+        raise ValueError("subjects and clips_per_subject must be at least 1")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    plan_rng = _rng(seed, dataset, "plan")
+    names = layout.subject_names(plan_rng, n_subjects)
+    labels = schedule(plan_rng, n_subjects, per_subject, layout.classes, layout.rare)
+    plan = layout.plan(plan_rng, names, labels, difficulty)
+    if quirks:
+        layout.plant_quirks(_rng(seed, dataset, "quirks"), plan, difficulty)
+
+    photos = facelib.load_photos(faces)
+    people = {}
+    for name in sorted({c.subject for c in plan.clips()}):
+        key = f"{layout.name}/{name}"
+        people[name] = facelib.make_subject(
+            key, photos, _rng(seed, layout.identity_stream, "identity", key), layout.frame_size,
+            layout.face_width, layout.grey, difficulty.identity_strength)
+
+    jobs, entries = [], []
+    for video in plan.videos:
+        job, video_entries = _prepare_video(layout, difficulty, video, people[video.subject],
+                                            _rng(seed, dataset, "video", str(video.folder)))
+        job["root"] = str(out)
+        jobs.append(job)
+        entries += video_entries
+    for clip in plan.orphans:
+        entries.append(_orphan_entry(layout, difficulty, clip, people[clip.subject],
+                                     _rng(seed, dataset, "orphan", clip.subject, clip.clip)))
+
+    n_frames = n_bytes = 0
+    for written, size in _run_jobs(jobs, workers, progress):
+        n_frames += written
+        n_bytes += size
+    for relative, content in sorted(plan.extra_files.items()):
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        n_bytes += len(content)
+    sheets = layout.write_annotations(out, plan)
+    n_bytes += sum(p.stat().st_size for p in sheets)
+
+    truth = {
+        "schema": TRUTH_SCHEMA,
+        "generator": {"module": "mer_pipeline.synth", "version": GENERATOR_VERSION},
+        "arguments": {"dataset": dataset, "subjects": n_subjects, "clips_per_subject": per_subject, "seed": seed,
+                      "quirks": quirks, "faces": [p.name for p in photos] if faces else None,
+                      "preset": difficulty.name},
+        "dataset": layout.name,
+        "layout": {"fps": layout.fps, "frame_size": list(layout.frame_size), "grey": layout.grey,
+                   "kind": layout.kind, "image_format": layout.image_format, "roots": list(layout.roots)},
+        "preset": _preset_dict(difficulty),
+        "subjects": {f"{layout.name}/{name}": {"subject": name, "landmarks": _round(s.landmarks, 3),
+                                               "identity": _jsonable(s.identity)}
+                     for name, s in sorted(people.items())},
+        "clips": sorted(entries, key=lambda e: e["sample_id"]),
+        "quirks": sorted(plan.quirks, key=lambda q: (q["kind"], q.get("sample_id", q.get("path", "")))),
+    }
+    truth_path = out / TRUTH_FILE
+    text = json.dumps(truth, sort_keys=True, indent=1)
+    truth_path.write_text(text + "\n", encoding="utf-8")
+    return {
+        "dataset": layout.name,
+        "out": out,
+        "roots": [out / r for r in layout.roots],
+        "truth": truth_path,
+        "clips": len(entries),
+        "clips_on_disk": sum(1 for e in entries if e["on_disk"]),
+        "videos": len(plan.videos),
+        "subjects": len(people),
+        "frames": n_frames,
+        "bytes": n_bytes,
+        "seconds": round(time.perf_counter() - started, 2),
+        "quirks": sorted({q["kind"] for q in plan.quirks}),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# per video
+
+def _prepare_video(layout: Layout, preset: Preset, video: Video, subject: facelib.Subject,
+                   rng: np.random.Generator):
+    """Draw the video's nuisances and every clip's field; return (render job, truth entries)."""
+    h, w = subject.base.shape[:2]
+    single = len(video.clips) == 1
+    head = motion.draw_head_motion(rng, subject.landmarks[30], layout.fps, preset.head_translation,
+                                   preset.head_rotation_deg, origin=video.clips[0].onset if single else None)
+    noise_sigma = round(float(rng.uniform(*preset.noise_sigma)), 3)
+    quality = int(rng.integers(preset.jpeg_quality[0], preset.jpeg_quality[1] + 1))
+    expressions, entries = [], []
+    for clip in video.clips:
+        bumps = _clip_bumps(layout, preset, clip, subject, rng)
+        expressions.append(motion.Expression(clip.onset, clip.apex, clip.offset, bumps))
+        entries.append(_entry(layout, clip, video, subject, bumps, head, noise_sigma, quality))
+    job = {
+        "video": video, "base": subject.base, "weight": subject.motion_weight, "head": head,
+        "expressions": expressions,
+        "noise_sigma": noise_sigma, "quality": quality, "seed": int(rng.integers(2**63)),
+        "layout": layout.name, "files": [(n, str(layout.frame_file(video, n))) for n in video.frames
+                                         if n not in video.missing],
+    }
+    return job, entries
+
+
+def _clip_bumps(layout, preset, clip: Clip, subject, rng) -> list[dict]:
+    shape = subject.base.shape[:2]
+    raw = aus.bumps_for(clip.aus, subject.landmarks.astype(np.float64), rng)
+    if layout.kind == "macro":
+        amplitude = rng.uniform(*preset.macro_amplitude)
+        raw = [{**b, "sigma": b["sigma"] * 1.5} for b in raw]  # macro movements spread wider
+    else:
+        amplitude = rng.uniform(*preset.micro_amplitude)
+    bumps = aus.scale_bumps(raw, amplitude, shape)
+    slope = motion.max_gradient(bumps, shape)
+    if slope > 0.45:  # keep the warp smooth and invertible (no folds): shrink rather than tear
+        bumps = aus.scale_bumps(raw, amplitude * 0.45 / slope, shape)
+    return bumps
+
+
+def _entry(layout, clip: Clip, video: Video | None, subject, bumps, head, noise_sigma, quality) -> dict:
+    onset_m = motion.head_matrix(head, clip.onset)
+    apex_m = motion.head_matrix(head, clip.apex)
+    truth_bumps = aus.transform_bumps(bumps, onset_m)  # onset-frame coordinates
+    shape = subject.base.shape[:2]
+    amplitude = float(np.sqrt((aus.field_on_grid(truth_bumps, shape) ** 2).sum(axis=0)).max())
+    frames = [n for n in (video.frames if video else []) if clip.onset - 20 <= n <= clip.offset + 20]
+    poses = [motion.head_pose(head, n) for n in frames]
+    return {
+        "sample_id": layout.sample_id(clip),
+        "dataset": layout.name,
+        "subject": clip.subject,
+        "clip": clip.clip,
+        "kind": layout.kind,
+        "fps": layout.fps,
+        "frame_size": list(layout.frame_size),
+        "emotion": clip.label,
+        "prototype": clip.prototype,
+        "action_units": aus.au_label(clip.aus),
+        "au_tokens": list(clip.aus),
+        "objective_class": aus.objective_class(clip.aus),
+        "onset": clip.onset,
+        "apex": clip.apex,
+        "offset": clip.offset,
+        "annotated": clip.annotated,
+        "on_disk": clip.on_disk,
+        "folder": str(video.folder) if video else None,
+        "frames": [video.frames[0], video.frames[-1]] if video else None,
+        "missing_frames": list(video.missing) if video else [],
+        "quirks": list(clip.quirks),
+        "extra": _jsonable(clip.extra),
+        "amplitude": round(amplitude, 4),
+        "field": {"model": "d(x) = sum_k (u_k, v_k) * exp(-|x - (x_k, y_k)|^2 / (2 sigma_k^2)), "
+                           "0 where |x - (x_k, y_k)| >= truncate * sigma_k; raw px, onset-frame coordinates",
+                  "truncate": aus.TRUNCATE, "bumps": truth_bumps},
+        "head": {
+            **head,
+            "onset_transform": _round(onset_m, 6),  # subject landmarks (base) -> this onset frame
+            "apex_transform": _round(motion.relative_transform(onset_m, apex_m), 6),  # onset -> apex frame
+            "per_frame": {"frame": frames, "tx": [round(p[0], 4) for p in poses],
+                          "ty": [round(p[1], 4) for p in poses], "roll_deg": [round(p[2], 5) for p in poses]},
+        },
+        "noise_sigma": noise_sigma,
+        "jpeg_quality": quality if layout.image_format == "jpg" else None,
+    }
+
+
+def _orphan_entry(layout, preset, clip: Clip, subject, rng) -> dict:
+    """Truth for a sheet row whose folder is absent: nothing is rendered, the field is still known."""
+    bumps = _clip_bumps(layout, preset, clip, subject, rng)
+    head = motion.draw_head_motion(rng, subject.landmarks[30], layout.fps, (0.0, 0.0), (0.0, 0.0), clip.onset)
+    return _entry(layout, clip, None, subject, bumps, head, 0.0, None)
+
+
+# ---------------------------------------------------------------------------------------------
+# rendering (possibly in worker processes)
+
+_OUT: Path | None = None
+
+
+def _run_jobs(jobs, workers, progress):
+    workers = max(1, min(int(workers or 1), len(jobs)))
+    if workers == 1:
+        for job in jobs:
+            result = render_video_job(job)
+            if progress:
+                progress(len(job["expressions"]))
+            yield result
+        return
+    import multiprocessing
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_init_worker) as pool:
+        for job, result in zip(jobs, pool.map(render_video_job, jobs)):
+            if progress:
+                progress(len(job["expressions"]))
+            yield result
+
+
+def _init_worker():
+    cv2.setNumThreads(1)
+
+
+@lru_cache(maxsize=4)
+def _noise_bank(shape: tuple[int, ...], seed: int) -> motion.NoiseBank:
+    return motion.NoiseBank(shape, _rng(seed, "noise-bank"))
+
+
+def render_video_job(job: dict) -> tuple[int, int]:
+    """Render and write one video's frames; returns (frames written, bytes written)."""
+    layout = LAYOUTS[job["layout"]]
+    rng = np.random.default_rng(job["seed"])
+    bank = _noise_bank(job["base"].shape, 0)
+    renderer = motion.Renderer(job["base"], job["weight"], job["head"], job["expressions"],
+                               bank.for_sigma(job["noise_sigma"]), rng, bank)
+    ext, params = layout.encode_params(job["quality"])
+    folder = Path(job["root"]) / job["video"].folder
+    folder.mkdir(parents=True, exist_ok=True)
+    size = 0
+    for number, relative in job["files"]:
+        ok, buf = cv2.imencode(ext, renderer.noisy(number), params)
+        if not ok:
+            raise RuntimeError(f"OpenCV could not encode {relative}")
+        (Path(job["root"]) / relative).write_bytes(buf.tobytes())
+        size += buf.size
+    return len(job["files"]), size
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON helpers
+
+def _round(a, digits):
+    return np.round(np.asarray(a, dtype=np.float64), digits).tolist()
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return round(float(value), 6)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    return value
+
+
+def _preset_dict(preset: Preset) -> dict:
+    from dataclasses import asdict
+
+    return _jsonable(asdict(preset))
