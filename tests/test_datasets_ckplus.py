@@ -41,6 +41,16 @@ def test_labelled_sequences_parse_back_as_macro(ck_raw):
     assert by_id["ckplus/S010/002"].emotion == "surprise"
 
 
+def test_action_units_from_the_facs_files(ck_raw):
+    facs = ck_raw / "FACS" / "S005" / "001"
+    facs.mkdir(parents=True)
+    (facs / "S005_001_00000011_facs.txt").write_text(
+        "   9.0000000e+00   0.0000000e+00\n   1.7000000e+01   2.0000000e+00\n   1.0000000e+00   0.0000000e+00\n")
+    by_id = {s.sample_id: s for s in get_adapter("ckplus").scan(ck_raw).samples}
+    assert by_id["ckplus/S005/001"].action_units == "1+9+17"
+    assert by_id["ckplus/S010/002"].action_units == ""
+
+
 def test_bad_code_is_a_failure_naming_the_file(ck_raw):
     write_sequence(ck_raw, "S011", "001", 5, "0.0000000e+00")
     write_sequence(ck_raw, "S011", "002", 5, "three")

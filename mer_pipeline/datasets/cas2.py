@@ -9,9 +9,9 @@ Quirks handled (datasets.md section 5): the CASFEcode_final sheet has no header 
 position: subject, clip, onset, apex, offset, AUs, category, type, self-report; a header row, if a
 copy has one, is skipped); subjects map to folders through the sheet `naming rule1` and stimulus
 names (`disgust1`) to 4-digit video codes (`0101`) through `naming rule2` (also without header: a
-reader with a default header loses the first row); video folders are found by their code, in the
-subject's folder or, failing that, by the folder-name prefix (`rawpic/s19/23_0502funnyerrors` holds
-subject 23's video); offset 0 (then the apex is used as offset, noted); apex 0 or outside the span
+reader with a default header loses the first row); video folders are found by name prefix and code
+(`15_0101...`) wherever they sit, since `rawpic/s19/23_0502funnyerrors` holds subject 23's video,
+else by code in the subject's folder; offset 0 (then the apex is used as offset, noted); apex 0 or outside the span
 (spotted); the emotion is the category column (positive/negative/surprise/others), the
 self-report kept in `extra`; frames img001.jpg numbered from 1 in the long video, only onset..offset kept.
 """
@@ -140,14 +140,21 @@ def find_frame_root(raw: Path) -> Path:
 def video_folders(root: Path) -> dict[tuple[str, int, str], Path]:
     """Video folders by ('folder', subject folder number, code) and by ('prefix', name prefix, code)."""
     index: dict[tuple[str, int, str], Path] = {}
+    strays = []
     for name, subject in subdirs(root).items():
         if not re.fullmatch(_SUBJECT, name):
             continue
         for video in subdirs(subject).values():
             match = re.match(r"(\d+)_(\d{4})", video.name)
             if match:
-                index.setdefault(("folder", int(name[1:]), match.group(2)), video)
-                index.setdefault(("prefix", int(match.group(1)), match.group(2)), video)
+                prefix, code = int(match.group(1)), match.group(2)
+                index.setdefault(("prefix", prefix, code), video)
+                if prefix == int(name[1:]):
+                    index.setdefault(("folder", prefix, code), video)
+                else:
+                    strays.append((int(name[1:]), code, video))
+    for number, code, video in strays:  # a folder whose prefix is another subject's: last resort
+        index.setdefault(("folder", number, code), video)
     return index
 
 
@@ -164,7 +171,7 @@ def scan(raw: Path, annotations: Path | None = None, macro: bool = False) -> Sca
         folder = None
         if not label.error:
             number, code = digits(label.subject), label.extra["video_code"]
-            folder = videos.get(("folder", number, code)) or videos.get(("prefix", number, code))
+            folder = videos.get(("prefix", number, code)) or videos.get(("folder", number, code))
             if folder is None:
                 result.failures.append(fail(label.sample_id(NAME), "DatasetLayoutError",
                                             f"{label.where}: no video folder {root / label.subject}/*_{code}* for clip "

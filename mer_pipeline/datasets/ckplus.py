@@ -9,7 +9,8 @@ by the emotion file, the last frame), offset = last frame. The emotion file hold
 Quirks handled (datasets.md section 10): only 327 of the 593 sequences have an emotion file; the
 others are skipped (not failures; their count is logged); codes outside 1..7 and unreadable files
 are failures naming the file; 8-digit 1-based frame numbers parsed from the names; non-image files
-(.DS_Store) ignored. The frame rate is not stated in the sources (datasets.md); 30 fps is assumed
+(.DS_Store) ignored; action units read from FACS/S005/001/*_facs.txt when present (AU numbers,
+'+'-joined; intensities dropped). The frame rate is not stated in the sources (datasets.md); 30 fps is assumed
 (the rate usually quoted for Cohn-Kanade), and only `fps` metadata depends on it.
 """
 from __future__ import annotations
@@ -42,6 +43,25 @@ def read_emotion(path: Path) -> int:
     return code
 
 
+def read_facs(path: Path) -> str:
+    """AU numbers of a CK+ `_facs.txt` file ('AU intensity' float pairs per line), '+'-joined and
+    sorted: '1+2+5+26'. Intensities are dropped (0 means not coded in CK+). '' when unreadable."""
+    numbers = set()
+    try:
+        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        parts = line.split()
+        try:
+            number = float(parts[0]) if parts else None
+        except ValueError:
+            continue
+        if number is not None and number.is_integer() and number > 0:
+            numbers.add(int(number))
+    return "+".join(str(n) for n in sorted(numbers))
+
+
 def find_folder(raw: Path, name: str) -> Path | None:
     return find_tree(raw, lambda f: f.name.lower() == name, depth=3)
 
@@ -54,6 +74,7 @@ def scan(raw: Path, annotations: Path | None = None) -> ScanResult:
         raise AnnotationError(f"{annotations}: CK+ labels are the files of its Emotion/ folder, found in RAW; "
                               "drop --annotations")
     images, labels = find_folder(raw, "cohn-kanade-images"), find_folder(raw, "emotion")
+    facs = find_folder(raw, "facs")
     if images is None or labels is None:
         raise DatasetLayoutError(
             f"{raw}: expected the CK+ folders cohn-kanade-images/S005/001/*.png and Emotion/S005/001/*_emotion.txt "
@@ -80,6 +101,9 @@ def scan(raw: Path, annotations: Path | None = None) -> ScanResult:
                 continue
             label = Label(subject=subject.name, clip=sequence.name, onset=min(frames), apex=peak, offset=max(frames),
                           emotion=EMOTIONS[code], where=str(files[0]), extra={"emotion_code": code})
+            facs_files = sorted((facs / subject.name / sequence.name).glob("*_facs.txt")) if facs else []
+            if facs_files:
+                label.action_units = read_facs(facs_files[0])
             if peak != label.offset:
                 label.notes.append(f"labelled peak frame {peak} is not the last frame {label.offset}")
             collect(result, to_sample(NAME, label, frames, fps=FPS, kind="macro", folder=sequence), seen)
