@@ -71,3 +71,20 @@ def test_cas2_parsers_raise_nothing(codes, rule1, rule2, macro):
 @given(table=rows)
 def test_megc2019_list_parser_raises_only_annotation_errors(table):
     only_annotation_errors(lambda t: megc2019.parse_table(t, SOURCE), table)
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.one_of(st.text(max_size=40), st.sampled_from(["   3.0000000e+00", "7", "8.0", "inf", "1e400", ""])))
+def test_ckplus_label_files_raise_only_annotation_errors(text):
+    import tempfile
+
+    from mer_pipeline.datasets.ckplus import EMOTIONS, read_emotion, read_facs
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "S005_001_00000011_emotion.txt"
+        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        try:
+            assert read_emotion(path) in EMOTIONS
+        except AnnotationError:
+            pass
+        assert isinstance(read_facs(path), str)
