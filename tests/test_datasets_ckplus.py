@@ -29,9 +29,11 @@ def ck_raw(tmp_path):
     return raw
 
 
-def test_labelled_sequences_parse_back_as_macro(ck_raw):
-    result = get_adapter("ckplus").scan(ck_raw)
-    assert not result.failures
+def test_labelled_sequences_parse_back_as_macro(ck_raw, caplog):
+    with caplog.at_level("INFO", logger="mer_pipeline.datasets.ckplus"):
+        result = get_adapter("ckplus").scan(ck_raw)
+    assert not result.failures  # S010/003 has no emotion file: skipped, counted in the log
+    assert "1 without an emotion file skipped" in caplog.text
     by_id = {s.sample_id: s for s in result.samples}
     assert sorted(by_id) == ["ckplus/S005/001", "ckplus/S010/002"]
     sample = by_id["ckplus/S005/001"]
