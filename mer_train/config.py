@@ -1,0 +1,177 @@
+"""The training config: one frozen dataclass, filled from a YAML file in configs/ and overrides.
+
+Unknown keys are an error that names the key and where it came from; the resolved config is saved
+as the run directory's config.yaml and inside every checkpoint. Importable without torch.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import ConfigError
+
+METHODS = ("lightman", "erm", "multitask", "maml")
+CLASS_SETS = ("casme2-5", "samm-5", "megc2019-3", "casme3-7")
+DEVICES = ("auto", "cpu", "cuda")
+INPUT_NORMS = ("rms", "none")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of a run. The defaults are configs/lightman.yaml."""
+
+    # data
+    shards: tuple[str, ...] = ()        # micro shard sets, or folders of shard sets (macro sets in them feed the auxiliary branch)
+    macro_shards: tuple[str, ...] = ()  # macro-expression shard sets named explicitly
+    classes: str | None = None          # casme2-5 | samm-5 | megc2019-3 | casme3-7; None = inferred from the datasets
+    input_size: int = 64                # model input is [u, v, strain] resized to input_size x input_size
+    input_norm: str = "rms"             # rms: divide flow and strain by their RMS over the face, per sample | none
+    # model
+    model: str = "slimcnn"              # a name from mer_train.models.list_models()
+    # method and schedule (fixed: never chosen by looking at a test subject)
+    method: str = "lightman"            # lightman | erm | multitask | maml
+    steps: int = 300                    # outer optimisation steps per fold
+    lr: float = 1e-3                    # Adam (the outer, meta-optimiser for bi-level methods)
+    weight_decay: float = 0.0
+    batch_size: int = 32                # erm, multitask: class-balanced mini-batch
+    align_weight: float = 0.5           # lambda, weight of the alignment loss (multitask, lightman)
+    meta_batch: int = 4                 # maml, lightman: tasks per outer step
+    shots: int = 4                      # support samples per class in a task
+    query_shots: int = 4                # query samples per class in a task
+    inner_steps: int = 1                # k, level-one steps
+    inner_lr: float = 0.05              # alpha, level-one step size
+    first_order: bool = False           # drop the second-order term of the meta-gradient
+    outer_align: bool = True            # lightman: query loss = CE + lambda * align (False: CE only)
+    # run
+    seed: int = 0
+    device: str = "auto"                # auto takes CUDA (with bf16 autocast) when present
+    threads: int = 0                    # CPU threads for torch; 0 = torch's default. Small models run best on 1
+    out: str | None = None              # run directory; None = runs/<method>-<timestamp>
+    eval_batch_size: int = 256
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """A copy with `changes` applied and checked like any override."""
+        return build_config(self.to_dict(), changes, source="overrides")
+
+
+FIELDS = {f.name: f for f in fields(TrainConfig)}
+_TEXT_OR_NONE = {"classes", "out"}
+_CHOICES = {"method": METHODS, "classes": CLASS_SETS, "device": DEVICES, "input_norm": INPUT_NORMS}
+_POSITIVE = {"input_size", "steps", "batch_size", "meta_batch", "shots", "query_shots", "eval_batch_size"}
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """The dataclass defaults, then the YAML file at `path`, then `overrides` (CLI flags)."""
+    values: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot read the config ({error.strerror}); the configs/ folder has examples") from error
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML ({error})") from error
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: a config is a mapping of keys to values, got {type(loaded).__name__}")
+        values = _checked(loaded, source)
+    return build_config(values, overrides or {}, source=source)
+
+
+def build_config(values: Mapping[str, Any], overrides: Mapping[str, Any], *, source: str) -> TrainConfig:
+    merged = dict(_checked(values, source))
+    merged.update(_checked(overrides, "overrides"))
+    config = TrainConfig(**{k: _coerce(k, v, source) for k, v in merged.items()})
+    _validate(config, source)
+    return config
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """`key=value` from a `--set` option; the value is read as YAML (`steps=100`, `first_order=true`)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set steps=100")
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+
+
+def _checked(values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    for key in values:
+        if key not in FIELDS:
+            close = difflib.get_close_matches(str(key), FIELDS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(FIELDS)}"
+            raise ConfigError(f"unknown config key {key!r} in {source}{hint}")
+    return dict(values)
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    default = FIELDS[name].default
+    bad = ConfigError(f"{name} = {value!r} in {source}: expected {_kind(name)}")
+    if name in _TEXT_OR_NONE:
+        return None if value is None else str(value)
+    if isinstance(default, tuple):
+        if value is None:
+            return ()
+        items = [value] if isinstance(value, (str, os.PathLike)) else value
+        if not isinstance(items, (list, tuple)):
+            raise bad
+        return tuple(str(item) for item in items)
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise bad
+        try:
+            number = float(value)
+        except ValueError:
+            raise bad from None
+        if number != int(number):
+            raise bad
+        return int(number)
+    if isinstance(default, float):
+        if isinstance(value, bool):
+            raise bad
+        try:
+            return float(value)  # YAML reads 1e-3 (no dot) as text
+        except (TypeError, ValueError):
+            raise bad from None
+    return str(value)
+
+
+def _kind(name: str) -> str:
+    default = FIELDS[name].default
+    if name in _TEXT_OR_NONE:
+        return "text or null"
+    if isinstance(default, tuple):
+        return "a list of paths"
+    return {bool: "true or false", int: "an integer", float: "a number"}.get(type(default), "text")
+
+
+def _validate(config: TrainConfig, source: str) -> None:
+    for name, choices in _CHOICES.items():
+        value = getattr(config, name)
+        if value is not None and value not in choices:
+            raise ConfigError(f"{name} = {value!r} in {source}: choose one of {', '.join(choices)}")
+    for name in _POSITIVE:
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{name} = {getattr(config, name)} in {source}: must be at least 1")
+    for name in ("inner_steps", "seed", "threads"):
+        if getattr(config, name) < 0:
+            raise ConfigError(f"{name} = {getattr(config, name)} in {source}: must not be negative")
+    if config.input_size < 8:
+        raise ConfigError(f"input_size = {config.input_size} in {source}: must be at least 8")

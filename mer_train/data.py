@@ -1,0 +1,243 @@
+"""Shard sets -> tensors, once per run, and the per-fold samplers of training indices.
+
+The data is small (the MEGC2019 composite is 442 samples), so everything is loaded once into
+tensors; no file is read during training. Shards are read through `mer_pipeline.shards` only.
+
+Input of a micro-expression sample: `[u, v, strain]` resized to `input_size`. With
+`input_norm = "rms"` the flow is divided by its RMS magnitude over the face region and the strain
+by its RMS, per sample: stage-one flow of a micro-expression is ~0.1-0.8 px and varies a lot
+between people and datasets, while *where* and *in which direction* the face moves is the signal.
+Macro-expression samples give only their flow, normalised to unit norm over the face region: they
+are the alignment targets of the auxiliary branch.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mer_pipeline.shards import ShardError, find_shard_sets, open_shards
+
+from .config import TrainConfig
+from .errors import DataError, LabelSetError
+from .labels import get_class_set, infer_class_set
+
+log = logging.getLogger("mer_train")
+
+EPS = 1e-8
+FACE_MARGIN = 1.1  # the face ellipse is the landmarks' bounding box ellipse, enlarged by 10 %
+
+
+@dataclass
+class MerData:
+    """Micro samples (trained and evaluated with LOSO) and macro samples (alignment targets)."""
+
+    class_set: str
+    classes: tuple[str, ...]
+    x: torch.Tensor             # (N, 3, H, W) micro inputs [u, v, strain]
+    y: torch.Tensor             # (N,) class index
+    sample_id: np.ndarray       # (N,) text columns
+    dataset: np.ndarray
+    subject: np.ndarray         # "dataset/subject": the LOSO unit
+    emotion: np.ndarray         # as written in the dataset
+    macro_field: torch.Tensor   # (M, 2, H, W) macro flow, unit norm over the face
+    macro_y: torch.Tensor       # (M,)
+    macro_subject: np.ndarray   # (M,)
+    face_mask: torch.Tensor     # (1, 1, H, W) 1 inside the face region
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
+    sources: list[dict] = field(default_factory=list)
+
+    @property
+    def subjects(self) -> list[str]:
+        return sorted(set(self.subject.tolist()))
+
+    def to(self, device: torch.device) -> "MerData":
+        return replace(self, x=self.x.to(device), y=self.y.to(device), macro_field=self.macro_field.to(device),
+                       macro_y=self.macro_y.to(device), face_mask=self.face_mask.to(device))
+
+
+def load_data(config: TrainConfig) -> MerData:
+    """Read the shard sets of `config` and build the run's tensors (on the CPU)."""
+    if not config.shards:
+        raise DataError("no shard sets given: pass --shards OUT (a shard set made by `mer-prep DATASET RAW OUT`, "
+                        "or a folder of them)")
+    micro, macro, sources = [], [], []
+    for path, explicit_macro in [(p, False) for p in config.shards] + [(p, True) for p in config.macro_shards]:
+        for shard_path in find_shard_sets(Path(path)):
+            shards = open_shards(shard_path, fields=("flow", "strain", "landmarks"))
+            kinds = np.array(["macro" if explicit_macro else str(k).lower() for k in shards.meta["kind"]], dtype=object)
+            sources.append({"path": str(shard_path), "dataset": shards.manifest.get("dataset"),
+                            "config_hash": shards.manifest.get("config_hash"), "n": len(shards),
+                            "micro": int((kinds == "micro").sum()), "macro": int((kinds == "macro").sum())})
+            micro += [_subset(shards, kinds == "micro")] if (kinds == "micro").any() else []
+            macro += [_subset(shards, kinds == "macro")] if (kinds == "macro").any() else []
+    if not micro:
+        found = ", ".join(f"{s['path']} ({s['dataset']}, macro)" for s in sources)
+        raise DataError(f"no micro-expression samples in --shards: {found}. Pass a micro-expression shard set, "
+                        "e.g. one made by `mer-prep casme2 RAW OUT`")
+
+    micro_datasets = sorted({d for part in micro for d in part["meta"]["dataset"]})
+    class_set = get_class_set(config.classes or infer_class_set(micro_datasets))
+    size = config.input_size
+    mask = face_mask([*micro, *macro], size)
+    dropped: dict[str, dict[str, int]] = {}
+
+    xs, ys, columns = [], [], {k: [] for k in ("sample_id", "dataset", "subject", "emotion")}
+    for part in micro:
+        meta = part["meta"]
+        labels = np.array([class_set.index(e, d) for e, d in zip(meta["emotion"], meta["dataset"])], dtype=object)
+        keep = labels != None  # noqa: E711  (elementwise)
+        _count_dropped(dropped, "micro", meta, ~keep)
+        if keep.any():
+            xs.append(motion_input(part["flow"][keep], part["strain"][keep], size, mask, config.input_norm))
+            ys.append(labels[keep].astype(np.int64))
+            for key in ("sample_id", "dataset", "emotion"):
+                columns[key].append(meta[key][keep])
+            columns["subject"].append(np.array([f"{d}/{s}" for d, s in zip(meta["dataset"][keep], meta["subject"][keep])],
+                                               dtype=object))
+    if not xs:
+        raise LabelSetError(f"no micro-expression sample has an emotion of class set {class_set.name} "
+                            f"({', '.join(class_set.classes)}); found {_found(dropped['micro'])}. Choose --classes")
+
+    fields, macro_ys, macro_subjects = [], [], []
+    for part in macro:
+        meta = part["meta"]
+        labels = np.array([class_set.index(e, d) for e, d in zip(meta["emotion"], meta["dataset"])], dtype=object)
+        keep = labels != None  # noqa: E711
+        _count_dropped(dropped, "macro", meta, ~keep)
+        if keep.any():
+            fields.append(unit_field(resize(part["flow"][keep], size), mask))
+            macro_ys.append(labels[keep].astype(np.int64))
+            macro_subjects.append(np.array([f"{d}/{s}" for d, s in zip(meta["dataset"][keep], meta["subject"][keep])],
+                                           dtype=object))
+    for kind, counts in dropped.items():
+        log.info("dropped %d %s samples outside %s: %s", sum(counts.values()), kind, class_set.name, _found(counts))
+
+    data = MerData(
+        class_set=class_set.name, classes=class_set.classes,
+        x=torch.cat(xs), y=torch.from_numpy(np.concatenate(ys)),
+        **{key: np.concatenate(value) for key, value in columns.items()},
+        macro_field=torch.cat(fields) if fields else torch.zeros(0, 2, size, size),
+        macro_y=torch.from_numpy(np.concatenate(macro_ys)) if macro_ys else torch.zeros(0, dtype=torch.long),
+        macro_subject=np.concatenate(macro_subjects) if macro_subjects else np.array([], dtype=object),
+        face_mask=mask, dropped=dropped, sources=sources,
+    )
+    log.info("loaded %d micro samples (%d subjects) and %d macro samples, classes %s",
+             len(data.y), len(data.subjects), len(data.macro_y), class_set.name)
+    return data
+
+
+def _subset(shards, keep: np.ndarray) -> dict:
+    return {"flow": shards.arrays["flow"][keep], "strain": shards.arrays["strain"][keep],
+            "landmarks": shards.arrays["landmarks"][keep], "size": shards.arrays["flow"].shape[-1],
+            "meta": {k: v[keep] for k, v in shards.meta.items()}}
+
+
+def _count_dropped(dropped: dict, kind: str, meta: dict, drop: np.ndarray) -> None:
+    if drop.any():
+        counts = dropped.setdefault(kind, {})
+        for emotion, n in Counter(f"{d}:{e}" for d, e in zip(meta["dataset"][drop], meta["emotion"][drop])).items():
+            counts[emotion] = counts.get(emotion, 0) + n
+
+
+def _found(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} x{n}" for k, n in sorted(counts.items())) or "nothing"
+
+
+def resize(array: np.ndarray, size: int) -> torch.Tensor:
+    """(N, C, S, S) -> (N, C, size, size) float32, antialiased."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    if tensor.shape[-1] != size:
+        tensor = F.interpolate(tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return tensor
+
+
+def motion_input(flow: np.ndarray, strain: np.ndarray, size: int, mask: torch.Tensor, norm: str) -> torch.Tensor:
+    """(N, 2, S, S) flow + (N, S, S) strain -> (N, 3, size, size) model input [u, v, strain]."""
+    uv = resize(flow, size) * (size / flow.shape[-1])  # (N, 2, H, W) in pixels of the resized frame
+    strain = resize(strain[:, None], size)              # (N, 1, H, W), strain has no unit
+    if norm == "rms":
+        area = mask.sum()
+        uv = uv / ((uv.pow(2).sum(1, keepdim=True) * mask).sum((2, 3), keepdim=True) / area).sqrt().clamp_min(EPS)
+        strain = strain / ((strain.pow(2) * mask).sum((2, 3), keepdim=True) / area).sqrt().clamp_min(EPS)
+    return torch.cat([uv, strain], dim=1)
+
+
+def unit_field(flow: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(N, 2, H, W) -> the same fields scaled to unit norm over the face region (zero fields stay zero)."""
+    return flow / (flow * mask).flatten(1).norm(dim=1).clamp_min(EPS)[:, None, None, None]
+
+
+def face_mask(parts: list[dict], size: int) -> torch.Tensor:
+    """(1, 1, size, size): the ellipse inscribed in the bounding box of the mean onset landmarks of
+    each set, enlarged by FACE_MARGIN. Every set is aligned to the same template, so one mask serves
+    all. Without landmarks (or with degenerate ones) the whole frame is the face."""
+    means = [p["landmarks"].mean(0) * (size / p["size"]) for p in parts if p["landmarks"].size]  # (L, 2) each
+    points = np.concatenate(means) if means else np.zeros((0, 2))
+    points = points[np.isfinite(points).all(1)]
+    full = torch.ones(1, 1, size, size)
+    if len(points) < 3:
+        return full
+    (x0, y0), (x1, y1) = points.min(0), points.max(0)
+    rx, ry = (x1 - x0) / 2 * FACE_MARGIN, (y1 - y0) / 2 * FACE_MARGIN
+    if min(rx, ry) < 2:
+        return full
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    inside = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1
+    return torch.from_numpy(inside.astype(np.float32))[None, None]
+
+
+def macro_targets(data: MerData, exclude_subject: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The alignment target of each class: the mean of its macro fields (unit norm), leaving out the
+    test subject's own macro-expressions (when a dataset has both kinds). Returns (K, 2, H, W) fields
+    and (K,) booleans: whether class k has a target at all."""
+    keep = torch.from_numpy(data.macro_subject != exclude_subject).to(data.macro_y.device) if len(data.macro_y) else None
+    k = len(data.classes)
+    sums = torch.zeros(k, *data.macro_field.shape[1:], device=data.macro_field.device)
+    if keep is not None:
+        sums.index_add_(0, data.macro_y[keep], data.macro_field[keep])
+    has_target = sums.flatten(1).norm(dim=1) > 0
+    return unit_field(sums, data.face_mask), has_target
+
+
+class FoldSampler:
+    """Draws training indices of one fold; never a test-subject index.
+
+    `batch(n)`: class-balanced (each class equally likely). `episode(shots, query_shots)`: the
+    training subjects are split at random into two halves; the support set takes `shots` samples per
+    class from the first half, the query set `query_shots` per class from the other (new people, as
+    at test time). Classes missing from a half are left out of that set.
+    """
+
+    def __init__(self, y: np.ndarray, subject: np.ndarray, train_index: np.ndarray, rng: np.random.Generator):
+        self.rng = rng
+        self.y, self.subject, self.train_index = y, subject, train_index
+        self.by_class = [train_index[y[train_index] == c] for c in np.unique(y[train_index])]
+        self.subjects = np.unique(subject[train_index])
+
+    def batch(self, n: int) -> np.ndarray:
+        classes = self.rng.integers(len(self.by_class), size=n)
+        return np.array([self.rng.choice(self.by_class[c]) for c in classes])
+
+    def episode(self, shots: int, query_shots: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.subjects) < 2:
+            raise DataError("a meta-learning task needs at least two training subjects (support and query from "
+                            "different people); use --method erm or more subjects")
+        order = self.rng.permutation(self.subjects)
+        support_subjects = order[: len(order) // 2]
+        in_support = np.isin(self.subject[self.train_index], support_subjects)
+        return (self._per_class(self.train_index[in_support], shots),
+                self._per_class(self.train_index[~in_support], query_shots))
+
+    def _per_class(self, pool: np.ndarray, shots: int) -> np.ndarray:
+        picks = []
+        for c in np.unique(self.y[pool]):
+            members = pool[self.y[pool] == c]
+            picks.append(self.rng.choice(members, size=shots, replace=len(members) < shots))
+        return np.concatenate(picks)

@@ -1,0 +1,22 @@
+"""Typed errors of stage two. Each message says what went wrong and what to do next; the CLI turns
+them into `click.ClickException`s unchanged."""
+
+
+class TrainError(Exception):
+    """Base class of every error mer_train raises on purpose."""
+
+
+class ConfigError(TrainError):
+    """A config file or override holds an unknown key or an unusable value."""
+
+
+class LabelSetError(TrainError):
+    """The class set is unknown, cannot be inferred from the data, or leaves no samples."""
+
+
+class DataError(TrainError):
+    """The shard sets cannot be used for training (too few subjects, mixed sizes, ...)."""
+
+
+class MissingMacroShards(TrainError):
+    """A method with the auxiliary branch was asked for, but no macro-expression samples were found."""

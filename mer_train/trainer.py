@@ -1,0 +1,301 @@
+"""LOSO training of LightmanNet and its baselines, in one loop.
+
+    method     levels   branches                      loss
+    erm        one      primary                       CE
+    multitask  one      primary + auxiliary           CE + lambda * align
+    maml       two      primary                       inner CE, outer CE
+    lightman   two      primary + auxiliary           inner CE + lambda * align, outer CE (+ lambda * align)
+
+`train(config)` runs one fold per subject (leave-one-subject-out) with a schedule fixed by the
+config, pools the predictions of all folds and writes the run directory. Read `train_fold` top to
+bottom: it is the whole method. docs/method.md explains the choices.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+from tqdm.auto import tqdm
+
+from .config import TrainConfig, load_config, save_config
+from .data import FoldSampler, MerData, load_data, macro_targets
+from .errors import MissingMacroShards, TrainError
+from .metrics import pooled_metrics
+from .models import create_model
+from .report import write_report
+
+log = logging.getLogger("mer_train")
+
+#            (bi-level, auxiliary branch)
+METHODS = {"erm": (False, False), "multitask": (False, True), "maml": (True, False), "lightman": (True, True)}
+CHECKPOINT_FORMAT = "mer-train-checkpoint/1"
+
+
+@dataclass
+class Align:
+    """What the alignment loss compares a decoded field with: per-class macro fields and the face."""
+
+    targets: torch.Tensor     # (K, 2, H, W) unit norm over the face
+    has_target: torch.Tensor  # (K,) bool
+    mask: torch.Tensor        # (1, 1, H, W)
+
+
+@dataclass
+class RunResult:
+    out: Path
+    config: TrainConfig
+    metrics: dict[str, Any]
+
+
+# ----------------------------------------------------------------------------------------------
+# losses and the level-one (inner) loop
+
+
+def align_loss(field: torch.Tensor, y: torch.Tensor, align: Align) -> torch.Tensor:
+    """1 - cosine between each decoded field and the macro field of its class, over the face region.
+    Cosine ignores magnitude (micro ~0.3 px vs macro ~10 px). Samples of classes without a macro
+    field (e.g. `others`) do not count; with none left the loss is 0."""
+    field = field.float() * align.mask                    # (B, 2, H, W)
+    target = align.targets[y] * align.mask                # (B, 2, H, W)
+    cosine = F.cosine_similarity(field.flatten(1), target.flatten(1), dim=1, eps=1e-8)  # (B,)
+    weight = align.has_target[y].to(cosine.dtype)         # (B,)
+    return ((1 - cosine) * weight).sum() / weight.sum().clamp_min(1)
+
+
+def branch_loss(model: torch.nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                align: Align | None = None, align_weight: float = 0.0) -> torch.Tensor:
+    """CE of the primary branch (+ align_weight * alignment loss of the auxiliary branch), evaluated
+    with `params` in place of the model's own weights."""
+    if align is None or align_weight == 0:
+        logits = functional_call(model, params, (x,))                    # (B, K)
+        return F.cross_entropy(logits.float(), y)
+    logits, field = functional_call(model, params, (x,), {"aux": True})  # (B, K), (B, 2, H, W)
+    return F.cross_entropy(logits.float(), y) + align_weight * align_loss(field, y, align)
+
+
+def adapt(model: torch.nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, *,
+          align: Align | None, align_weight: float, inner_lr: float, inner_steps: int,
+          first_order: bool) -> dict[str, torch.Tensor]:
+    """Level one: fast weights = weights - inner_lr * grad(support loss), `inner_steps` times.
+    Second order keeps the graph of each step, so the meta-gradient flows through the adaptation;
+    first order treats the step's gradient as a constant."""
+    fast = dict(params)
+    for _ in range(inner_steps):
+        loss = branch_loss(model, fast, x, y, align, align_weight)
+        grads = torch.autograd.grad(loss, list(fast.values()), create_graph=not first_order, allow_unused=True)
+        fast = {name: w if g is None else w - inner_lr * g for (name, w), g in zip(fast.items(), grads)}
+    return fast
+
+
+def outer_loss(model: torch.nn.Module, params: dict[str, torch.Tensor], config: TrainConfig, x: torch.Tensor,
+               y: torch.Tensor, sampler: FoldSampler, align: Align | None) -> torch.Tensor:
+    """The loss of one outer step of `config.method`, on samples drawn by `sampler`."""
+    bilevel, auxiliary = METHODS[config.method]
+    align_weight = config.align_weight if auxiliary else 0.0
+    if not bilevel:
+        batch = torch.as_tensor(sampler.batch(config.batch_size), device=x.device)
+        return branch_loss(model, params, x[batch], y[batch], align, align_weight)  # x[batch]: (B, 3, H, W)
+    loss = 0.0
+    for _ in range(config.meta_batch):
+        support, query = (torch.as_tensor(i, device=x.device) for i in sampler.episode(config.shots, config.query_shots))
+        # level one: task-specific learning in both branches, on the support subjects
+        fast = adapt(model, params, x[support], y[support], align=align, align_weight=align_weight,
+                     inner_lr=config.inner_lr, inner_steps=config.inner_steps, first_order=config.first_order)
+        # level two: the adapted weights meet new people (the query subjects); their loss refines the shared weights
+        query_weight = align_weight if config.outer_align else 0.0
+        loss = loss + branch_loss(model, fast, x[query], y[query], align, query_weight) / config.meta_batch
+    return loss
+
+
+# ----------------------------------------------------------------------------------------------
+# one fold
+
+
+def train_fold(config: TrainConfig, data: MerData, fold: int, test_subject: str, device: torch.device,
+               progress: bool = False) -> dict[str, Any]:
+    """Train on every subject but `test_subject` for exactly `config.steps` steps, then predict it."""
+    is_test = data.subject == test_subject
+    train_index, test_index = np.flatnonzero(~is_test), np.flatnonzero(is_test)
+    torch.manual_seed(config.seed * 1_000_003 + fold)  # the model's initial weights
+    rng = np.random.default_rng([config.seed, fold])    # the batches and tasks
+    sampler = FoldSampler(data.y.cpu().numpy(), data.subject, train_index, rng)
+
+    model = create_model(config.model, num_classes=len(data.classes), input_size=config.input_size).to(device)
+    params = dict(model.named_parameters())
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    align = None
+    if METHODS[config.method][1]:
+        targets, has_target = macro_targets(data, exclude_subject=test_subject)  # (K, 2, H, W), (K,)
+        align = Align(targets, has_target, data.face_mask)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    curve, start = [], time.perf_counter()
+    for _ in tqdm(range(config.steps), desc=f"fold {fold} ({test_subject})", leave=False, disable=not progress):
+        with autocast:
+            loss = outer_loss(model, params, config, data.x, data.y, sampler, align)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        curve.append(loss.item())
+
+    # The meta-learned weights are evaluated as they are: no adaptation at test time.
+    probs = predict(model, data.x[torch.as_tensor(test_index, device=device)], config.eval_batch_size, autocast)
+    return {
+        "fold": {"index": fold, "subject": test_subject, "n_train": len(train_index), "n_test": len(test_index),
+                 "train_subjects": sorted(set(data.subject[train_index].tolist()))},
+        "sample_id": data.sample_id[test_index].tolist(),
+        "probs": probs.tolist(),
+        "curve": curve,
+        "seconds": time.perf_counter() - start,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int, autocast) -> np.ndarray:
+    """(N, 3, H, W) -> (N, K) class probabilities."""
+    model.eval()
+    chunks = []
+    for i in range(0, len(x), batch_size):
+        with autocast:
+            chunks.append(model(x[i:i + batch_size]).float().softmax(dim=1).cpu())
+    model.train()
+    return torch.cat(chunks).numpy() if chunks else np.zeros((0, 0))
+
+
+# ----------------------------------------------------------------------------------------------
+# LOSO over all subjects
+
+
+def train(config: TrainConfig | str | os.PathLike | None = None, *, data: MerData | None = None,
+          progress: bool = False, **overrides: Any) -> RunResult:
+    """Run `config` (a TrainConfig, a YAML path or None for the defaults, with `overrides`) with
+    leave-one-subject-out; returns the run directory and its pooled metrics.
+
+        result = mer_train.train("configs/ci.yaml", shards=["out/casme2"], macro_shards=["out/ckplus"])
+        result.metrics["overall"]["uf1"]
+    """
+    if not isinstance(config, TrainConfig):
+        config = load_config(config, overrides)
+    elif overrides:
+        config = config.replace(**overrides)
+    with cpu_threads(config.threads):
+        return _train(config, data, progress)
+
+
+def _train(config: TrainConfig, data: MerData | None, progress: bool) -> RunResult:
+    device = resolve_device(config.device)
+    data = (data or load_data(config)).to(device)
+    require_macro(config, data)
+    out = Path(config.out or f"runs/{config.method}-{datetime.now():%Y%m%d-%H%M%S}")
+    config = config.replace(out=str(out))
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    save_config(config, out / "config.yaml")
+    log.info("%s on %s: %d folds, %d steps each, device %s", config.method, data.class_set, len(data.subjects),
+             config.steps, device)
+
+    folds = []
+    for fold, subject in enumerate(tqdm(data.subjects, desc=f"{config.method} LOSO", disable=not progress)):
+        path = out / "checkpoints" / f"fold-{fold:03d}.pt"
+        result = load_fold(path, config, subject, data)
+        if result is None:
+            result = train_fold(config, data, fold, subject, device, progress)
+            save_checkpoint(path, config, data, result)
+        folds.append(result)
+
+    index = {sample_id: i for i, sample_id in enumerate(data.sample_id.tolist())}
+    rows = np.array([index[s] for fold in folds for s in fold["sample_id"]])
+    probs = np.concatenate([np.asarray(fold["probs"]).reshape(-1, len(data.classes)) for fold in folds])
+    y_true, y_pred = data.y.cpu().numpy()[rows], probs.argmax(1)
+    metrics = pooled_metrics(y_true, y_pred, data.dataset[rows], data.classes)
+    metrics |= {"method": config.method, "classes": list(data.classes), "class_set": data.class_set,
+                "seed": config.seed, "device": str(device), "dropped": data.dropped, "sources": data.sources,
+                "folds": [{**fold["fold"], "seconds": round(fold["seconds"], 3), "final_loss": fold["curve"][-1]}
+                          for fold in folds]}
+    write_report(out, data, rows, probs, folds, metrics)
+    log.info("%s: UF1 %.3f, UAR %.3f over %d samples -> %s", config.method, metrics["overall"]["uf1"],
+             metrics["overall"]["uar"], len(rows), out)
+    return RunResult(out, config, metrics)
+
+
+@contextmanager
+def cpu_threads(threads: int):
+    """Use `threads` CPU threads inside the block (0: leave torch's setting), then restore it."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainError(f"--device cuda, but torch {torch.__version__} sees no CUDA device; "
+                         "use --device cpu (or auto, which falls back to the CPU)")
+    return torch.device(name)
+
+
+def require_macro(config: TrainConfig, data: MerData) -> None:
+    """lightman and multitask need macro-expression samples; never train another method silently."""
+    if not METHODS[config.method][1] or len(data.macro_y):
+        return
+    dropped = data.dropped.get("macro")
+    found = (f"the macro-expression samples found ({', '.join(f'{k} x{n}' for k, n in sorted(dropped.items()))}) "
+             f"have no emotion of class set {data.class_set}" if dropped else
+             f"no macro-expression shard set was found in --shards {' '.join(config.shards)}")
+    raise MissingMacroShards(
+        f"--method {config.method} aligns micro-expressions with macro-expressions of the same emotion, but "
+        f"{found}. Pass macro-expression shards with --macro-shards DIR: make them with "
+        "`mer-prep ckplus RAW OUT` (CK+), or for a try-out `mer-prep synth ckplus RAW && mer-prep ckplus RAW OUT`. "
+        "Or train without the auxiliary branch: --method erm or --method maml."
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# checkpoints: written atomically; a complete one of the same config is reused on a rerun
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in ("out", "eval_batch_size")}
+
+
+def save_checkpoint(path: Path, config: TrainConfig, data: MerData, result: dict[str, Any]) -> None:
+    checkpoint = {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "classes": list(data.classes),
+                  "model": config.model, "input_size": config.input_size, **result}
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(checkpoint, tmp)
+    os.replace(tmp, path)
+
+
+def load_fold(path: Path, config: TrainConfig, subject: str, data: MerData) -> dict[str, Any] | None:
+    """The fold result stored in `path` when it was made by this config for this subject and data."""
+    if not path.is_file():
+        return None
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001  (any unreadable file is simply retrained)
+        log.warning("%s: unreadable checkpoint (%s); retraining the fold", path, error)
+        return None
+    test_ids = data.sample_id[data.subject == subject].tolist()
+    if (checkpoint.get("format") != CHECKPOINT_FORMAT
+            or _comparable(checkpoint.get("config", {})) != _comparable(config.to_dict())
+            or checkpoint.get("fold", {}).get("subject") != subject or checkpoint.get("sample_id") != test_ids
+            or checkpoint.get("classes") != list(data.classes)):
+        log.warning("%s: made by another config or data; retraining the fold", path)
+        return None
+    log.info("%s: complete, fold %s reused", path, subject)
+    return checkpoint
