@@ -19,13 +19,9 @@ import cv2
 import numpy as np
 
 from . import aus
-from ..errors import MerError
+from .errors import SynthFaceError
 
 PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
-
-class SynthFaceError(MerError):
-    """A face photo that cannot serve as a synthetic subject."""
 
 
 @dataclass(frozen=True)
@@ -291,12 +287,13 @@ def build_subject(key: str, photo: Photo, identity: dict, frame_size: tuple[int,
 
 
 def motion_weight(person: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """How much of the rigid head motion each pixel follows: 1 on the head, fading to 0.35 down the
-    neck to the shoulders, 0 on the (static) background; smooth, so the warp never tears."""
+    """How much of the rigid head motion each pixel follows: 1 on the head (face and hair), fading
+    to 0 down the neck; 0 on the shoulders and the background, which stay still. Smooth, so that
+    the warp never tears."""
     _, _, _, iod = aus.face_frame(landmarks.astype(np.float64))
     chin = float(landmarks[8, 1])
     ys = np.arange(person.shape[0], dtype=np.float32)[:, None]
-    fade = np.clip(1.0 - 0.65 * (ys - chin - 0.3 * iod) / (1.3 * iod), 0.35, 1.0)
+    fade = np.clip(1.0 - (ys - chin - 0.25 * iod) / (1.0 * iod), 0.0, 1.0)
     weight = cv2.GaussianBlur(person * fade, (0, 0), 3.0)
     weight[weight < 1e-3] = 0.0
     return weight

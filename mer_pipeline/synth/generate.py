@@ -24,6 +24,7 @@ from . import aus, motion
 from . import faces as facelib
 from .layouts import LAYOUTS, get_layout
 from .layouts.base import Clip, Layout, Plan, Video, schedule
+from .errors import SynthError
 from .presets import Preset, get_preset
 
 GENERATOR_VERSION = "1"
@@ -39,13 +40,15 @@ def _rng(seed: int, *key) -> np.random.Generator:
 
 def generate(dataset: str, out: Path, *, subjects: int | None = None, clips_per_subject: int | None = None,
              seed: int = 0, quirks: bool = False, faces: Path | None = None, preset: str = "default",
-             workers: int = 1, progress: Callable[[int], None] | None = None) -> dict:
+             workers: int | None = None, overwrite: bool = False,
+             progress: Callable[[int, int], None] | None = None) -> dict:
     """Write a synthetic raw tree of `dataset` in its real on-disk layout under `out`.
 
     Returns a summary: dataset, clips (truth entries), clips_on_disk, videos, frames, bytes, seconds,
     roots (paths written), truth (path of synth_truth.json), quirks (kinds planted).
-    `workers` > 1 renders videos in that many processes (same bytes as 1); `progress(n)` is called
-    with the number of clips of each finished video (for a progress bar).
+    `workers`: processes that render videos (default: the CPU count for large trees, 1 for small
+    ones; the bytes never depend on it). `overwrite`: replace the paths this layout writes if they
+    exist (otherwise refuse). `progress(done, total)` is called with clips rendered so far / in all.
     """
     started = time.perf_counter()
     layout = get_layout(dataset)
@@ -53,8 +56,9 @@ def generate(dataset: str, out: Path, *, subjects: int | None = None, clips_per_
     n_subjects = layout.default_subjects if subjects is None else int(subjects)
     per_subject = layout.default_clips if clips_per_subject is None else int(clips_per_subject)
     if n_subjects < 1 or per_subject < 1:
-        raise ValueError("subjects and clips_per_subject must be at least 1")
+        raise SynthError("subjects and clips_per_subject must be at least 1")
     out = Path(out)
+    _clear(out, layout, overwrite)
     out.mkdir(parents=True, exist_ok=True)
 
     plan_rng = _rng(seed, dataset, "plan")
@@ -84,7 +88,7 @@ def generate(dataset: str, out: Path, *, subjects: int | None = None, clips_per_
                                      _rng(seed, dataset, "orphan", clip.subject, clip.clip)))
 
     n_frames = n_bytes = 0
-    for written, size in _run_jobs(jobs, workers, progress):
+    for written, size in _run_jobs(jobs, _auto_workers(workers, len(jobs)), progress):
         n_frames += written
         n_bytes += size
     for relative, content in sorted(plan.extra_files.items()):
@@ -128,6 +132,29 @@ def generate(dataset: str, out: Path, *, subjects: int | None = None, clips_per_
         "seconds": round(time.perf_counter() - started, 2),
         "quirks": sorted({q["kind"] for q in plan.quirks}),
     }
+
+
+def _clear(out: Path, layout: Layout, overwrite: bool) -> None:
+    """Refuse to mix two trees in one folder; with `overwrite`, remove what this layout writes."""
+    import shutil
+
+    existing = [out / r for r in (*layout.roots, TRUTH_FILE) if (out / r).exists()]
+    if existing and not overwrite:
+        raise SynthError(f"{out} already holds {', '.join(p.name for p in existing)}; "
+                         "use --overwrite (overwrite=True) to replace it, or choose another OUT")
+    for path in existing:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def _auto_workers(workers: int | None, n_videos: int) -> int:
+    if workers is not None:
+        return max(1, int(workers))
+    if n_videos < 24:  # process start-up would cost more than it saves
+        return 1
+    return max(1, min(os.cpu_count() or 1, 8))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,22 +260,26 @@ _OUT: Path | None = None
 
 
 def _run_jobs(jobs, workers, progress):
-    workers = max(1, min(int(workers or 1), len(jobs)))
+    """Render every job, here or in `workers` processes; yields (frames, bytes) per video, in order."""
+    total = sum(len(job["expressions"]) for job in jobs)
+    done = 0
     if workers == 1:
-        for job in jobs:
-            result = render_video_job(job)
-            if progress:
-                progress(len(job["expressions"]))
-            yield result
-        return
-    import multiprocessing
+        results = map(render_video_job, jobs)
+    else:
+        import multiprocessing
 
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_init_worker) as pool:
-        for job, result in zip(jobs, pool.map(render_video_job, jobs)):
+        pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_worker)
+        results = pool.map(render_video_job, jobs)
+    try:
+        for job, result in zip(jobs, results):
+            done += len(job["expressions"])
             if progress:
-                progress(len(job["expressions"]))
+                progress(done, total)
             yield result
+    finally:
+        if workers != 1:
+            pool.shutdown(cancel_futures=True)
 
 
 def _init_worker():

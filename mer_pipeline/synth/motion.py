@@ -203,28 +203,38 @@ class Renderer:
             x1, y1 = max(x1, ex.x0 + ew + margin), max(y1, ex.y0 + eh + margin)
         x0, y0, x1, y1 = max(int(x0), 0), max(int(y0), 0), min(int(x1), w), min(int(y1), h)
         self.box = (slice(y0, y1), slice(x0, x1))
-        self.origin = (x0, y0)
-        self.xs = np.arange(x0, x1, dtype=np.float32)[None, :]
-        self.ys = np.arange(y0, y1, dtype=np.float32)[:, None]
-        self.weight = np.ascontiguousarray(weight[self.box], dtype=np.float32)
+        self.sub_boxes = []  # per expression: where its inverse field can land, inside the box
+        for ex in expressions:
+            eh, ew = ex.inverse.shape[1:]
+            self.sub_boxes.append((slice(max(ex.y0 - margin, y0) - y0, min(ex.y0 + eh + margin, y1) - y0),
+                                   slice(max(ex.x0 - margin, x0) - x0, min(ex.x0 + ew + margin, x1) - x0)))
+        # z = y + weight * (A^-1 y - y) is affine in (x, y, 1) with per-pixel weight: precompute the
+        # weighted coordinates so that a frame costs three scaled additions per axis
+        xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+        wt = np.ascontiguousarray(weight[self.box], dtype=np.float32)
+        self.xs, self.ys, self.w, self.wx, self.wy = xs, ys, wt, wt * xs, wt * ys
 
     def clean(self, frame: int) -> np.ndarray:
         """The noise-free frame (uint8, same channels as the base)."""
         a = head_matrix(self.head, frame)
-        moving = [(ex, float(profile(frame, ex.onset, ex.apex, ex.offset))) for ex in self.expressions]
-        moving = [(ex, p) for ex, p in moving if p > 0]  # expressions of one video never overlap in time
+        moving = [(i, float(profile(frame, ex.onset, ex.apex, ex.offset))) for i, ex in enumerate(self.expressions)]
+        moving = [(i, p) for i, p in moving if p > 0]  # expressions of one video never overlap in time
         img = self.base.copy()
         if not moving and np.allclose(a, [[1, 0, 0], [0, 1, 0]], atol=1e-9):
             return img
-        ainv = cv2.invertAffineTransform(a).astype(np.float32)
+        m = cv2.invertAffineTransform(a)
         # base coordinates of the box: z = y + weight * (A^-1 y - y)                 # (h, w) each
-        zx = self.xs + self.weight * ((ainv[0, 0] - 1) * self.xs + (ainv[0, 1] * self.ys + ainv[0, 2]))
-        zy = self.ys + self.weight * (ainv[1, 0] * self.xs + ((ainv[1, 1] - 1) * self.ys + ainv[1, 2]))
-        for ex, p in moving:
-            eu = cv2.remap(ex.inverse[0], zx - ex.x0, zy - ex.y0, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-            ev = cv2.remap(ex.inverse[1], zx - ex.x0, zy - ex.y0, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-            zx += p * eu
-            zy += p * ev
+        zx = cv2.scaleAdd(self.wx, m[0, 0] - 1, self.xs)
+        zx = cv2.scaleAdd(self.wy, m[0, 1], zx)
+        zx = cv2.scaleAdd(self.w, m[0, 2], zx)
+        zy = cv2.scaleAdd(self.wx, m[1, 0], self.ys)
+        zy = cv2.scaleAdd(self.wy, m[1, 1] - 1, zy)
+        zy = cv2.scaleAdd(self.w, m[1, 2], zy)
+        for i, p in moving:
+            ex, sub = self.expressions[i], self.sub_boxes[i]
+            sx, sy = zx[sub] - ex.x0, zy[sub] - ex.y0
+            zx[sub] += p * cv2.remap(ex.inverse[0], sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            zy[sub] += p * cv2.remap(ex.inverse[1], sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         img[self.box] = cv2.remap(self.base, zx, zy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
         return img
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import SynthError
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -45,7 +47,7 @@ PRESETS: dict[str, Preset] = {
         head_rotation_deg=(0.05, 0.25),
         noise_sigma=(1.0, 2.0),
         jpeg_quality=(85, 95),
-        micro_duration_s=(0.17, 0.48),
+        micro_duration_s=(0.15, 0.45),
         apex_fraction=(0.25, 0.72),
     ),
 }
@@ -55,4 +57,4 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}") from None
+        raise SynthError(f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}") from None

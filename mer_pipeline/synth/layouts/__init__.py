@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
+from ..errors import SynthError
 from .base import Layout
 
 _MODULES = (
@@ -37,4 +38,4 @@ def get_layout(name: str) -> Layout:
     try:
         return LAYOUTS[name]
     except KeyError:
-        raise ValueError(f"unknown dataset {name!r} for synth; known: {', '.join(DATASETS)}") from None
+        raise SynthError(f"unknown dataset {name!r} for synth; known: {', '.join(DATASETS)}") from None
