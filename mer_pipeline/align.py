@@ -79,23 +79,42 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return (points @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
 
 
-def stable_mask(size: int) -> np.ndarray:
+def stable_mask(size: int, face: np.ndarray | None = None) -> np.ndarray:
+    """uint8 mask of the stable regions; restricted to the `face` mask when given (the side strips
+    of a narrow face would otherwise reach into the background, which does not move with the head)."""
     mask = np.zeros((size, size), np.uint8)
     for x0, y0, x1, y1 in STABLE_REGIONS:
         mask[int(y0 * size):int(np.ceil(y1 * size)), int(x0 * size):int(np.ceil(x1 * size))] = 1
+    if face is not None:
+        mask &= face
     return mask
 
 
-def estimate_head_motion(reference: np.ndarray, moving: np.ndarray, iterations: int = 2) -> np.ndarray:
+def face_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """uint8 mask of the face in the aligned crop: the convex hull of the landmarks, extended above
+    the eyes by half an inter-ocular distance to take in the forehead. Works for any landmark set."""
+    points = np.asarray(landmarks, np.float64)
+    eye_line = TEMPLATE[:2, 1].mean() * size
+    iod = (TEMPLATE[1, 0] - TEMPLATE[0, 0]) * size
+    upper = points[points[:, 1] < eye_line] - [0.0, 0.5 * iod]
+    hull = cv2.convexHull(np.round(np.vstack([points, upper])).astype(np.int32))
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(mask, hull, 1)
+    return mask
+
+
+def estimate_head_motion(reference: np.ndarray, moving: np.ndarray, face: np.ndarray | None = None,
+                         iterations: int = 2) -> np.ndarray:
     """Rigid 2x3 transform W with moving(W x) ~ reference(x), fitted on the stable regions.
 
     Dense DIS flow reference -> moving is fitted with a small-rotation Euclidean model by
     iteratively reweighted least squares (Tukey weights), so facial motion that reaches into the
-    stable regions counts as outliers; `iterations` rounds of fit, resample and refit. Masked
+    stable regions counts as outliers; `iterations` rounds of fit, resample and refit. `face` (see
+    `face_mask`) keeps the fit off the background. Masked
     intensity alignment (ECC) was measured to be 5-10x less accurate on faces (docs/performance.md).
     """
     size = reference.shape[0]
-    ys, xs = np.nonzero(stable_mask(size))
+    ys, xs = np.nonzero(stable_mask(size, face))
     total = np.eye(2, 3)
     current = moving
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
