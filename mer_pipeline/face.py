@@ -65,11 +65,7 @@ class DlibBackend:
 
     def detect(self, grey: np.ndarray) -> Face:
         grey = np.ascontiguousarray(grey)
-        # upsample 0 finds faces of ~80 px and more; retry once at 2x for small faces.
-        for upsample in (0, 1):
-            boxes, scores, _ = self._detector.run(grey, upsample, 0.0)
-            if len(boxes):
-                break
+        boxes, scores = self._find(grey)
         if not len(boxes):
             raise NoFaceFound("dlib found no face; check the frame shows a frontal face, or try --backend mediapipe")
         best = int(np.argmax(scores))
@@ -78,6 +74,29 @@ class DlibBackend:
         shape = self._predictor(grey, boxes[best])
         points = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
         return Face(points, dlib68_anchors(points), float(scores[best]), len(boxes))
+
+
+    def _find(self, grey: np.ndarray):
+        """Face boxes and scores, searched coarse to fine with the same detector threshold.
+
+        Half resolution first (4x less work; finds faces of ~160 px and more in the frame, as in
+        every MER dataset), then full resolution, then 2x upsampled for small faces.
+        """
+        import cv2
+
+        if min(grey.shape) >= 400:
+            half = cv2.resize(grey, (grey.shape[1] // 2, grey.shape[0] // 2), interpolation=cv2.INTER_AREA)
+            boxes, scores, _ = self._detector.run(half, 0, 0.0)
+            if len(boxes):
+                sx, sy = grey.shape[1] / half.shape[1], grey.shape[0] / half.shape[0]
+                scaled = [self._dlib.rectangle(int(round(b.left() * sx)), int(round(b.top() * sy)),
+                                               int(round(b.right() * sx)), int(round(b.bottom() * sy))) for b in boxes]
+                return scaled, scores
+        for upsample in (0, 1):
+            boxes, scores, _ = self._detector.run(grey, upsample, 0.0)
+            if len(boxes):
+                return list(boxes), scores
+        return [], []
 
 
 def dlib68_anchors(points: np.ndarray) -> np.ndarray:
