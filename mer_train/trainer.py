@@ -65,7 +65,7 @@ def align_loss(field: torch.Tensor, y: torch.Tensor, align: Align) -> torch.Tens
     """1 - cosine between each decoded field and the macro field of its class, over the face region.
     Cosine ignores magnitude (micro ~0.3 px vs macro ~10 px). Samples of classes without a macro
     field (e.g. `others`) do not count; with none left the loss is 0."""
-    field = field.float() * align.mask                    # (B, 2, H, W)
+    field = field * align.mask                            # (B, 2, H, W); autocast runs cosine and CE in fp32
     target = align.targets[y] * align.mask                # (B, 2, H, W)
     cosine = F.cosine_similarity(field.flatten(1), target.flatten(1), dim=1, eps=1e-8)  # (B,)
     weight = align.has_target[y].to(cosine.dtype)         # (B,)
@@ -78,9 +78,9 @@ def branch_loss(model: torch.nn.Module, params: dict[str, torch.Tensor], x: torc
     with `params` in place of the model's own weights."""
     if align is None or align_weight == 0:
         logits = functional_call(model, params, (x,))                    # (B, K)
-        return F.cross_entropy(logits.float(), y)
+        return F.cross_entropy(logits, y)
     logits, field = functional_call(model, params, (x,), {"aux": True})  # (B, K), (B, 2, H, W)
-    return F.cross_entropy(logits.float(), y) + align_weight * align_loss(field, y, align)
+    return F.cross_entropy(logits, y) + align_weight * align_loss(field, y, align)
 
 
 def adapt(model: torch.nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, *,
@@ -197,8 +197,9 @@ def _train(config: TrainConfig, data: MerData | None, progress: bool) -> RunResu
     device = resolve_device(config.device)
     data = (data or load_data(config)).to(device)
     require_macro(config, data)
-    out = Path(config.out or f"runs/{config.method}-{datetime.now():%Y%m%d-%H%M%S}")
-    config = config.replace(out=str(out))
+    out = Path(config.out or f"runs/{config.method}-{datetime.now():%Y%m%d-%H%M%S}").absolute()
+    config = config.replace(out=str(out), shards=[str(Path(p).absolute()) for p in config.shards],
+                            macro_shards=[str(Path(p).absolute()) for p in config.macro_shards])
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")
     log.info("%s on %s: %d folds, %d steps each, device %s", config.method, data.class_set, len(data.subjects),

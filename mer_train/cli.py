@@ -1,0 +1,159 @@
+"""mer-train: the command line, a thin layer over `mer_train.train` and `mer_train.compare`.
+
+`mer-train --shards OUT ...` is short for `mer-train train --shards OUT ...`. Flags override the
+config file; `--set KEY=VALUE` overrides any other config field.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+import click
+
+from .config import CLASS_SETS, DEVICES, METHODS, load_config, parse_assignment
+from .errors import TrainError
+
+
+class DefaultGroup(click.Group):
+    """A group whose first argument, when it is no command, starts the `train` command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["train", *args]
+        return super().parse_args(ctx, args)
+
+
+def run_options(fn):
+    """Options shared by `train` and `compare`: data, config and device."""
+    options = [
+        click.option("--shards", multiple=True, metavar="DIR",
+                     help="Shard set from mer-prep, or a folder of them (macro sets in it feed the auxiliary "
+                          "branch). Repeat for a composite."),
+        click.option("--macro-shards", multiple=True, metavar="DIR",
+                     help="Macro-expression shard set(s), e.g. from `mer-prep ckplus RAW OUT`."),
+        click.option("--classes", type=click.Choice(CLASS_SETS),
+                     help="Class set [default: inferred from the datasets; several datasets: megc2019-3]."),
+        click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+                     help="YAML config (configs/*.yaml) [default: the built-in lightman defaults]."),
+        click.option("--device", type=click.Choice(DEVICES), help="auto takes CUDA (bf16) when present [default: auto]."),
+        click.option("--seed", type=int, help="Seed of weights, batches and tasks [default: 0]."),
+        click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: runs/<method>-<time>]."),
+        click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+                     help="Override any config field, e.g. --set steps=100 --set first_order=true."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bars; warnings only."),
+    ]
+    return functools.reduce(lambda f, option: option(f), reversed(options), fn)
+
+
+def _config(config_path: str | None, assignments: tuple[str, ...], **flags: Any):
+    overrides = dict(parse_assignment(a) for a in assignments)
+    overrides |= {k: list(v) if isinstance(v, tuple) else v for k, v in flags.items() if v not in (None, ())}
+    return load_config(config_path, overrides)
+
+
+def _logging(quiet: bool) -> None:
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(message)s")
+
+
+def _errors(fn):
+    """Typed library errors become click errors with the library's message."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from mer_pipeline.shards import ShardError
+
+        try:
+            return fn(*args, **kwargs)
+        except (TrainError, ShardError) as error:
+            raise click.ClickException(str(error)) from error
+
+    return wrapper
+
+
+@click.group(cls=DefaultGroup)
+@click.version_option(package_name="mer-toolkit")
+def main() -> None:
+    """mer-train: LightmanNet and baselines on mer-prep shards, with leave-one-subject-out.
+
+    `mer-train --shards OUT ...` is short for `mer-train train --shards OUT ...`.
+
+    Example:
+
+        mer-train --shards data/shards --config configs/lightman.yaml
+    """
+
+
+@main.command()
+@click.option("--method", type=click.Choice(METHODS), help="Method [default: lightman, or the config's].")
+@run_options
+@_errors
+def train(method, shards, macro_shards, classes, config_path, device, seed, out, assignments, quiet) -> None:
+    """Train and evaluate one method with LOSO; write the run directory.
+
+    Micro-expression shard sets are trained and evaluated (one fold per subject); macro-expression
+    sets give the auxiliary branch its targets (lightman, multitask).
+
+    Example:
+
+        mer-train --shards data/shards/casme2 --macro-shards data/shards/ckplus --config configs/ci.yaml
+    """
+    from .trainer import train as run
+
+    _logging(quiet)
+    config = _config(config_path, assignments, method=method, shards=shards, macro_shards=macro_shards,
+                     classes=classes, device=device, seed=seed, out=out)
+    result = run(config, progress=not quiet)
+    overall = result.metrics["overall"]
+    click.echo(f"{result.config.method} on {result.metrics['class_set']}, {len(result.metrics['folds'])} LOSO folds, "
+               f"{overall['n']} samples: UF1 {overall['uf1']:.3f}, UAR {overall['uar']:.3f}, "
+               f"accuracy {overall['accuracy']:.3f}")
+    if len(result.metrics["per_dataset"]) > 1:
+        for dataset, metrics in result.metrics["per_dataset"].items():
+            click.echo(f"  {dataset}: UF1 {metrics['uf1']:.3f}, UAR {metrics['uar']:.3f} ({metrics['n']} samples)")
+    click.echo(f"Run directory: {result.out}")
+
+
+@main.command()
+@click.option("--methods", default="erm,multitask,maml,lightman", show_default=True,
+              help="Comma-separated methods to compare.")
+@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Number of seeds (--seed, --seed + 1, ...).")
+@run_options
+@_errors
+def compare(methods, seeds, shards, macro_shards, classes, config_path, device, seed, out, assignments, quiet) -> None:
+    """Run several methods on the same folds and seeds; write a markdown table of UF1 and UAR.
+
+    Every run uses the same config except its method and seed; the table (mean ± std over seeds)
+    goes to OUT/compare.md and to stdout, each run to OUT/<method>-seed<N>/.
+
+    Example:
+
+        mer-train compare --shards data/shards --config configs/ci.yaml --seeds 3 --methods erm,maml,lightman
+    """
+    from .ablation import compare as run
+
+    _logging(quiet)
+    config = _config(config_path, assignments, shards=shards, macro_shards=macro_shards, classes=classes,
+                     device=device, seed=seed, out=out)
+    result = run(config, [m.strip() for m in methods.split(",") if m.strip()], seeds, progress=not quiet)
+    click.echo(result.table, nl=False)
+    click.echo(f"Written to {result.out / 'compare.md'}")
+
+
+@main.command("list")
+def list_() -> None:
+    """Methods, models and class sets available.
+
+    Example:
+
+        mer-train list
+    """
+    from .labels import CLASS_SETS as SETS
+    from .models import list_models
+
+    click.echo("methods: " + ", ".join(METHODS))
+    click.echo("models: " + ", ".join(list_models()))
+    click.echo("class sets:")
+    for name, class_set in SETS.items():
+        click.echo(f"  {name}: {', '.join(class_set.classes)}")
