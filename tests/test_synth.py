@@ -277,9 +277,9 @@ def test_dlib_finds_each_subject_on_its_onset_frame(trees, dataset):
         if not clip["on_disk"] or clip["subject"] in seen:
             continue
         seen.add(clip["subject"])
-        folder = raw / clip["folder"]
-        path = next(p for p in folder.iterdir() if IMAGE.search(p.name) and int(re.findall(r"\d+", p.stem)[-1]) == clip["onset"])
-        grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        frames = {int(re.findall(r"\d+", p.stem)[-1]): p for p in (raw / clip["folder"]).iterdir()
+                  if IMAGE.search(p.name)}
+        grey = cv2.imread(str(frames[clip["onset"]]), cv2.IMREAD_GRAYSCALE)
         faces = detect_faces(grey, 0)
         assert len(faces) == 1, (clip["sample_id"], len(faces))
         landmarks = faces[0][1]

@@ -22,9 +22,9 @@ import numpy as np
 
 from . import aus, motion
 from . import faces as facelib
-from .layouts import LAYOUTS, get_layout
-from .layouts.base import Clip, Layout, Plan, Video, schedule
 from .errors import SynthError
+from .layouts import LAYOUTS, get_layout
+from .layouts.base import Clip, Layout, Video, schedule
 from .presets import Preset, get_preset
 
 GENERATOR_VERSION = "1"
@@ -69,12 +69,12 @@ def generate(dataset: str, out: Path, *, subjects: int | None = None, clips_per_
         layout.plant_quirks(_rng(seed, dataset, "quirks"), plan, difficulty)
 
     photos = facelib.load_photos(faces)
-    people = {}
-    for name in sorted({c.subject for c in plan.clips()}):
-        key = f"{layout.name}/{name}"
-        people[name] = facelib.make_subject(
-            key, photos, _rng(seed, layout.identity_stream, "identity", key), layout.frame_size,
-            layout.face_width, layout.grey, difficulty.identity_strength)
+    people = {  # a subject's identity depends on its name and the seed only, not on the tree's size
+        name: facelib.make_subject(f"{layout.name}/{name}", photos,
+                                   _rng(seed, layout.identity_stream, "identity", f"{layout.name}/{name}"),
+                                   layout.frame_size, layout.face_width, layout.grey, difficulty.identity_strength)
+        for name in sorted({c.subject for c in plan.clips()})
+    }
 
     jobs, entries = [], []
     for video in plan.videos:
@@ -99,22 +99,9 @@ def generate(dataset: str, out: Path, *, subjects: int | None = None, clips_per_
     sheets = layout.write_annotations(out, plan)
     n_bytes += sum(p.stat().st_size for p in sheets)
 
-    truth = {
-        "schema": TRUTH_SCHEMA,
-        "generator": {"module": "mer_pipeline.synth", "version": GENERATOR_VERSION},
-        "arguments": {"dataset": dataset, "subjects": n_subjects, "clips_per_subject": per_subject, "seed": seed,
-                      "quirks": quirks, "faces": [p.name for p in photos] if faces else None,
-                      "preset": difficulty.name},
-        "dataset": layout.name,
-        "layout": {"fps": layout.fps, "frame_size": list(layout.frame_size), "grey": layout.grey,
-                   "kind": layout.kind, "image_format": layout.image_format, "roots": list(layout.roots)},
-        "preset": _preset_dict(difficulty),
-        "subjects": {f"{layout.name}/{name}": {"subject": name, "landmarks": _round(s.landmarks, 3),
-                                               "identity": _jsonable(s.identity)}
-                     for name, s in sorted(people.items())},
-        "clips": sorted(entries, key=lambda e: e["sample_id"]),
-        "quirks": sorted(plan.quirks, key=lambda q: (q["kind"], q.get("sample_id", q.get("path", "")))),
-    }
+    arguments = {"dataset": dataset, "subjects": n_subjects, "clips_per_subject": per_subject, "seed": seed,
+                 "quirks": quirks, "faces": [p.name for p in photos] if faces else None, "preset": difficulty.name}
+    truth = _truth_document(layout, difficulty, arguments, people, entries, plan.quirks)
     truth_path = out / TRUTH_FILE
     text = json.dumps(truth, sort_keys=True, indent=1)
     truth_path.write_text(text + "\n", encoding="utf-8")
@@ -131,6 +118,25 @@ def generate(dataset: str, out: Path, *, subjects: int | None = None, clips_per_
         "bytes": n_bytes,
         "seconds": round(time.perf_counter() - started, 2),
         "quirks": sorted({q["kind"] for q in plan.quirks}),
+    }
+
+
+def _truth_document(layout: Layout, preset: Preset, arguments: dict, people: dict, entries: list[dict],
+                    quirks: list[dict]) -> dict:
+    """The content of synth_truth.json (schema in docs/synth.md)."""
+    return {
+        "schema": TRUTH_SCHEMA,
+        "generator": {"module": "mer_pipeline.synth", "version": GENERATOR_VERSION},
+        "arguments": arguments,
+        "dataset": layout.name,
+        "layout": {"fps": layout.fps, "frame_size": list(layout.frame_size), "grey": layout.grey,
+                   "kind": layout.kind, "image_format": layout.image_format, "roots": list(layout.roots)},
+        "preset": _preset_dict(preset),
+        "subjects": {f"{layout.name}/{name}": {"subject": name, "landmarks": _round(s.landmarks, 3),
+                                               "identity": _jsonable(s.identity)}
+                     for name, s in sorted(people.items())},
+        "clips": sorted(entries, key=lambda e: e["sample_id"]),
+        "quirks": sorted(quirks, key=lambda q: (q["kind"], q.get("sample_id", q.get("path", "")))),
     }
 
 

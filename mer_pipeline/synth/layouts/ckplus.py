@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
-import numpy as np
-
 from .. import aus
 from .base import Clip, Layout, Plan, Video
 

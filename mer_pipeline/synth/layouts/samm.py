@@ -71,7 +71,8 @@ class SammLayout(Layout):
                 if rng.random() < 0.3:
                     clip.extra["notes"] = NOTE_TEXTS[int(rng.integers(len(NOTE_TEXTS)))]
                 folder = PurePosixPath("SAMM", subject, clip.clip)
-                videos.append(Video(subject, folder, list(range(clip.onset, clip.offset + 1)), [clip], extra={"pad": 5}))
+                frames = list(range(clip.onset, clip.offset + 1))
+                videos.append(Video(subject, folder, frames, [clip], extra={"pad": 5}))
         return Plan(videos=videos)
 
     def frame_file(self, video, number):
