@@ -1,0 +1,217 @@
+"""End to end: fake shard sets -> LOSO with configs/ci.yaml -> run directory, for every method.
+
+The fake data (tests/conftest_train.py) plants a class-specific motion blob in every micro sample
+(~0.3 px, noise 0.1 px) and the same blobs at ~8 px in CK+-like macro samples.
+"""
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+from sklearn.metrics import balanced_accuracy_score, f1_score
+
+import mer_train
+from conftest_train import fake_root  # noqa: F401  (fixture)
+from mer_train import trainer
+from mer_train.cli import main
+from mer_train.config import load_config
+from mer_train.data import FoldSampler, load_data, macro_targets, motion_input
+from mer_train.errors import MissingMacroShards
+
+CI = Path(__file__).resolve().parents[1] / "configs" / "ci.yaml"
+SUBJECTS = 5
+
+
+def run(fake_root, out, **overrides):  # noqa: F811
+    return mer_train.train(CI, shards=[str(fake_root)], out=str(out), **overrides)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["erm", "multitask", "maml", "lightman"])
+def test_every_method_runs_loso_and_learns_the_planted_patterns(fake_root, tmp_path, method):  # noqa: F811
+    result = run(fake_root, tmp_path / "run", method=method)
+    overall = result.metrics["overall"]
+    assert overall["n"] == 50 and len(result.metrics["folds"]) == SUBJECTS
+    assert overall["uf1"] >= 0.7, f"{method} learned too little: UF1 {overall['uf1']:.3f} (chance 0.2)"
+
+    out = result.out
+    assert {p.name for p in out.iterdir()} == {"metrics.json", "predictions.csv", "confusion.png", "curves.png",
+                                              "config.yaml", "checkpoints"}
+    # the pooled metrics are the scikit-learn ones on the predictions written
+    with open(out / "predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 50 and {r["subject"] for r in rows} == {f"casme2/sub{i:02d}" for i in range(SUBJECTS)}
+    labels, predictions = [r["label"] for r in rows], [r["prediction"] for r in rows]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["overall"]["uf1"] == pytest.approx(f1_score(labels, predictions, labels=sorted(set(labels)),
+                                                               average="macro", zero_division=0))
+    assert metrics["overall"]["uar"] == pytest.approx(balanced_accuracy_score(labels, predictions))
+    assert metrics["dropped"] == {"micro": {"casme2:fear": 10}, "macro": {"ckplus:anger": 8, "ckplus:sadness": 8}}
+    # the resolved config is saved with the run and inside every checkpoint, with its fold
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["method"] == method and saved["steps"] == load_config(CI).steps
+    checkpoints = sorted((out / "checkpoints").glob("fold-*.pt"))
+    assert len(checkpoints) == SUBJECTS
+    checkpoint = torch.load(checkpoints[0], weights_only=True)
+    assert checkpoint["config"] == saved
+    assert checkpoint["fold"]["subject"] == "casme2/sub00"
+    assert "casme2/sub00" not in checkpoint["fold"]["train_subjects"]
+    assert set(checkpoint["state_dict"]) == set(mer_train.trainer.create_model(
+        saved["model"], num_classes=5, input_size=saved["input_size"]).state_dict())
+
+
+def test_same_seed_gives_identical_metrics_and_another_seed_does_not(fake_root, tmp_path):  # noqa: F811
+    quick = {"method": "lightman", "steps": 4}
+    first, second = run(fake_root, tmp_path / "a", **quick), run(fake_root, tmp_path / "b", **quick)
+    assert first.metrics["overall"] == second.metrics["overall"]
+    assert (first.out / "predictions.csv").read_bytes() == (second.out / "predictions.csv").read_bytes()
+    other = run(fake_root, tmp_path / "c", seed=1, **quick)
+    assert (other.out / "predictions.csv").read_bytes() != (first.out / "predictions.csv").read_bytes()
+
+
+def test_rerun_skips_complete_folds_and_retrains_missing_or_stale_ones(fake_root, tmp_path, monkeypatch):  # noqa: F811
+    first = run(fake_root, tmp_path / "run", method="erm", steps=3)
+    trained = []
+    original = trainer.train_fold
+    monkeypatch.setattr(trainer, "train_fold", lambda config, data, fold, *a, **k: trained.append(fold)
+                        or original(config, data, fold, *a, **k))
+    (first.out / "checkpoints" / "fold-002.pt").unlink()
+    (first.out / "checkpoints" / "fold-003.pt").write_bytes(b"half a file")
+    again = run(fake_root, tmp_path / "run", method="erm", steps=3)
+    assert trained == [2, 3]
+    assert again.metrics["overall"] == first.metrics["overall"]
+    trained.clear()
+    run(fake_root, tmp_path / "run", method="erm", steps=4)  # another config: nothing is reused
+    assert trained == list(range(SUBJECTS))
+
+
+def test_lightman_and_multitask_without_macro_shards_stop_with_the_fix(fake_root, tmp_path):  # noqa: F811
+    for method in ("lightman", "multitask"):
+        result = CliRunner().invoke(main, ["--shards", str(fake_root / "casme2"), "--config", str(CI),
+                                           "--method", method, "--out", str(tmp_path / method)])
+        assert result.exit_code == 1, result.output
+        assert result.output == (
+            f"Error: --method {method} aligns micro-expressions with macro-expressions of the same emotion, but no "
+            f"macro-expression shard set was found in --shards {fake_root / 'casme2'}. Pass macro-expression shards "
+            "with --macro-shards DIR: make them with `mer-prep ckplus RAW OUT` (CK+), or for a try-out "
+            "`mer-prep synth ckplus RAW && mer-prep ckplus RAW OUT`. Or train without the auxiliary branch: "
+            "--method erm or --method maml.\n")
+        assert not (tmp_path / method).exists()
+    with pytest.raises(MissingMacroShards):
+        mer_train.train(CI, shards=[str(fake_root / "casme2")], out=str(tmp_path / "api"))
+
+
+def test_macro_sets_are_found_in_a_folder_of_shard_sets_or_named_explicitly(fake_root):  # noqa: F811
+    folder = load_data(load_config(CI, {"shards": [str(fake_root)]}))
+    explicit = load_data(load_config(CI, {"shards": [str(fake_root / "casme2")],
+                                          "macro_shards": [str(fake_root / "ckplus")]}))
+    for data in (folder, explicit):
+        assert data.class_set == "casme2-5" and len(data.y) == 50 and len(data.macro_y) == 24
+        assert sorted(data.classes[c] for c in set(data.macro_y.tolist())) == ["disgust", "happiness", "surprise"]
+        assert data.subjects == [f"casme2/sub{i:02d}" for i in range(SUBJECTS)]
+    megc = load_data(load_config(CI, {"shards": [str(fake_root)], "classes": "megc2019-3"}))
+    # negative = disgust + repression; "others" and fear are dropped; CK+ anger and sadness are negative
+    assert np.bincount(megc.y.numpy()).tolist() == [20, 10, 10]
+    assert np.bincount(megc.macro_y.numpy()).tolist() == [24, 8, 8]
+    assert megc.dropped["micro"] == {"casme2:Others": 10, "casme2:fear": 10}
+
+
+def test_inputs_are_magnitude_normalised_per_sample():
+    rng = np.random.default_rng(0)
+    flow = rng.normal(size=(2, 2, 48, 48)).astype(np.float32)
+    strain = np.abs(rng.normal(size=(2, 48, 48))).astype(np.float32)
+    mask = torch.ones(1, 1, 32, 32)
+    small = motion_input(flow * 0.01, strain * 0.01, 32, mask, "rms")
+    large = motion_input(flow * 30, strain * 30, 32, mask, "rms")
+    torch.testing.assert_close(small, large)
+    assert small.shape == (2, 3, 32, 32)
+    rms = small[:, :2].pow(2).sum(1).mean((1, 2)).sqrt()
+    torch.testing.assert_close(rms, torch.ones(2))
+
+
+def test_targets_leave_out_the_test_subject_and_tasks_keep_subjects_apart(fake_root):  # noqa: F811
+    data = load_data(load_config(CI, {"shards": [str(fake_root)]}))
+    targets, has_target = macro_targets(data, exclude_subject="casme2/sub00")
+    assert has_target.tolist() == [True, True, False, True, False]  # no macro repression / others
+    norms = (targets * data.face_mask).flatten(1).norm(dim=1)
+    torch.testing.assert_close(norms[has_target], torch.ones(3))
+    left_out = macro_targets(data, exclude_subject="ckplus/sub00")[0]
+    assert not torch.allclose(left_out, targets)
+
+    y, subject = data.y.numpy(), data.subject
+    train_index = np.flatnonzero(subject != "casme2/sub00")
+    sampler = FoldSampler(y, subject, train_index, np.random.default_rng(0))
+    for _ in range(20):
+        support, query = sampler.episode(shots=2, query_shots=3)
+        assert set(subject[support]).isdisjoint(subject[query])
+        assert "casme2/sub00" not in set(subject[support]) | set(subject[query])
+        assert np.bincount(y[support], minlength=5).tolist() == [2] * 5
+        assert np.bincount(y[query], minlength=5).tolist() == [3] * 5
+    batch = sampler.batch(4000)
+    assert "casme2/sub00" not in set(subject[batch])
+    assert np.bincount(y[batch]).min() > 700  # class-balanced
+
+
+def test_cli_help_texts_have_examples():
+    runner = CliRunner()
+    for args in (["--help"], ["train", "--help"], ["compare", "--help"], ["list", "--help"]):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 0, result.output
+        assert "Example:" in result.output
+    top = runner.invoke(main, ["--help"]).output
+    assert "compare" in top and "train" in top and "list" in top
+    compare_help = runner.invoke(main, ["compare", "--help"]).output
+    for option in ("--seeds", "--methods", "--shards", "--macro-shards", "--config", "--device", "--set"):
+        assert option in compare_help
+
+
+def test_python_dash_m_runs_the_cli():
+    result = subprocess.run([sys.executable, "-m", "mer_train", "list"], capture_output=True, text=True, check=True)
+    assert "methods: lightman, erm, multitask, maml" in result.stdout
+    assert "casme2-5: happiness, disgust, repression, surprise, others" in result.stdout
+
+
+def test_cli_train_is_the_default_command(fake_root, tmp_path):  # noqa: F811
+    result = CliRunner().invoke(main, ["--shards", str(fake_root), "--config", str(CI), "--method", "erm",
+                                       "--set", "steps=3", "--out", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"erm on casme2-5, {SUBJECTS} LOSO folds, 50 samples: UF1 ")
+    assert result.output.endswith(f"Run directory: {tmp_path / 'run'}\n")
+
+
+def test_cli_compare_writes_a_markdown_table(fake_root, tmp_path):  # noqa: F811
+    result = CliRunner().invoke(main, ["compare", "--shards", str(fake_root), "--config", str(CI), "--methods",
+                                       "erm,multitask", "--seeds", "2", "--set", "steps=3", "--out",
+                                       str(tmp_path / "cmp"), "-q"])
+    assert result.exit_code == 0, result.output
+    table = (tmp_path / "cmp" / "compare.md").read_text()
+    assert table in result.output
+    lines = table.splitlines()
+    assert lines[2:4] == ["| method | UF1 | UAR |", "|---|---|---|"]
+    assert lines[4].startswith("| erm | ") and lines[5].startswith("| multitask | ") and " ± " in lines[4]
+    assert {p.name for p in (tmp_path / "cmp").iterdir()} == {
+        "compare.md", "compare.json", "erm-seed0", "erm-seed1", "multitask-seed0", "multitask-seed1"}
+
+
+def test_cli_compare_checks_methods_before_training(fake_root, tmp_path):  # noqa: F811
+    runner = CliRunner()
+    result = runner.invoke(main, ["compare", "--shards", str(fake_root), "--methods", "erm,sgd"])
+    assert result.exit_code == 1
+    assert "unknown method(s) sgd" in result.output
+    result = runner.invoke(main, ["compare", "--shards", str(fake_root / "casme2"), "--methods", "erm,lightman",
+                                  "--out", str(tmp_path / "cmp")])
+    assert result.exit_code == 1 and "--macro-shards" in result.output
+    assert not (tmp_path / "cmp").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without CUDA")
+def test_device_cuda_without_cuda_is_a_clear_error(fake_root, tmp_path):  # noqa: F811
+    result = CliRunner().invoke(main, ["--shards", str(fake_root), "--device", "cuda", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    assert "sees no CUDA device; use --device cpu (or auto, which falls back to the CPU)" in result.output
