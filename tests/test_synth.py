@@ -255,6 +255,15 @@ def test_same_arguments_give_identical_bytes(trees, tmp_path):
     assert tree_hashes(again) == tree_hashes(trees["casme2"])
 
 
+def test_easy_preset_plants_larger_motion_under_less_noise(tmp_path):
+    generate("casme2", tmp_path / "easy", subjects=1, clips_per_subject=1, preset="easy")
+    truth = load_truth(tmp_path / "easy")
+    (clip,) = truth["clips"]
+    assert truth["arguments"]["preset"] == "easy"
+    assert truth["preset"] == json.loads(json.dumps(dataclasses.asdict(PRESETS["easy"])))
+    assert 1.0 <= clip["amplitude"] <= 2.0 and clip["noise_sigma"] <= 1.0 and clip["jpeg_quality"] >= 93
+
+
 def test_existing_output_is_refused_unless_overwrite(trees, tmp_path):
     out = tmp_path / "t"
     generate("ckplus", out, subjects=1, clips_per_subject=1)

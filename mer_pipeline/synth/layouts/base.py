@@ -137,8 +137,9 @@ def schedule(rng: np.random.Generator, n_subjects: int, per_subject: int, classe
     k = len(order)
     table = [[order[(s * per_subject + j) % k] for j in range(per_subject)] for s in range(n_subjects)]
     n_rare = (n_subjects * per_subject) // 36 if rare else 0
-    for r, s in enumerate(rng.permutation(n_subjects)[:n_rare] if n_rare <= n_subjects else []):
-        table[s][int(rng.integers(per_subject))] = rare[r % len(rare)]
+    subjects = rng.permutation(n_subjects)
+    for r in range(n_rare):  # rare classes go to different subjects, in different slots
+        table[subjects[r % n_subjects]][(r // n_subjects) % per_subject] = rare[r % len(rare)]
     for row in table:
         rng.shuffle(row)
     return table

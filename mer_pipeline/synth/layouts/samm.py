@@ -59,7 +59,7 @@ class SammLayout(Layout):
             used = set()
             for label in row:
                 while True:
-                    code, n = int(rng.integers(1, 8)), int(rng.integers(1, 13))
+                    code, n = int(rng.integers(1, 8)), int(rng.integers(1, max(13, len(row) + 1)))
                     if (code, n) not in used:
                         used.add((code, n))
                         break
