@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import align as al
-from .errors import MerError, NoFaceFound
+from .errors import FrameError, MerError, NoFaceFound
 from .face import detect_face
 from .flow import TVL1Params, compute_flow, optical_strain
 from .frames import read_grey
@@ -56,12 +56,35 @@ def _stage(stage: str, func, *args, **kwargs):
         raise ClipError(stage, error) from error
 
 
-def read_frame(sample: Sample, number: int) -> np.ndarray:
-    return read_grey(sample.frames[sample.nearest_frame(number)])
+# An aligned frame that correlates less than this with the aligned onset over the face region does
+# not show the onset's face: a blank, noisy or foreign image (frames of one clip score > 0.95).
+MIN_FACE_CORRELATION = 0.3
+
+
+def read_frame(sample: Sample, number: int, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Frame `number` (or the nearest one) as grey; with `shape`, it must have the onset frame's size."""
+    path = sample.frames[sample.nearest_frame(number)]
+    frame = read_grey(path)
+    if shape is not None and frame.shape != shape:
+        raise FrameError(f"{path}: frame is {frame.shape[1]}x{frame.shape[0]} pixels but the clip's onset frame is "
+                         f"{shape[1]}x{shape[0]}; every frame of a clip must have one size: restore it from the download")
+    return frame
+
+
+def check_same_face(onset: np.ndarray, frame: np.ndarray, face: np.ndarray, path) -> None:
+    """Raise FrameError when the aligned `frame` does not show the aligned `onset`'s face."""
+    a, b = (x[face > 0].astype(np.float64) for x in (onset, frame))
+    a, b = a - a.mean(), b - b.mean()
+    norm = np.sqrt((a * a).sum() * (b * b).sum())
+    correlation = float((a * b).sum() / norm) if norm > 0 else 0.0
+    if correlation < MIN_FACE_CORRELATION:
+        raise FrameError(f"{path}: this frame does not show the onset frame's face (correlation {correlation:.2f} "
+                         f"over the face, below {MIN_FACE_CORRELATION}): it is blank, noise or another picture; "
+                         "restore it from the download")
 
 
 def spot_apex(sample: Sample, onset_aligned: np.ndarray, matrix: np.ndarray, face: np.ndarray,
-              stabilize: bool) -> tuple[int, str]:
+              stabilize: bool, shape: tuple[int, ...] | None = None) -> tuple[int, str]:
     """Frame of peak facial motion relative to onset over onset..offset.
 
     Each frame is aligned with the onset transform, head motion removed, and scored by the 95th
@@ -69,7 +92,9 @@ def spot_apex(sample: Sample, onset_aligned: np.ndarray, matrix: np.ndarray, fac
     background excluded): a percentile, not a mean, so that a small local action unit (AU7 on the
     eyelids) still stands out. Coarse to fine: about 16 frames spread over the clip, then every
     frame around the best one; the dense scores are smoothed over ~20 ms before the maximum.
-    Falls back to the midpoint (recorded as such) when fewer than three frames can be read.
+    Frames that cannot be read, differ in size from the onset frame (`shape`) or do not show the
+    onset's face are skipped. Falls back to the midpoint (recorded as such) when fewer than three
+    frames can be read.
     """
     numbers = sorted(n for n in sample.frames if sample.onset < n <= sample.offset)
     midpoint = (sample.onset + sample.offset) // 2
@@ -82,7 +107,8 @@ def spot_apex(sample: Sample, onset_aligned: np.ndarray, matrix: np.ndarray, fac
     def score(number: int) -> float:
         if number not in scores:
             try:
-                frame = al.warp(read_grey(sample.frames[number]), matrix, size)
+                frame = al.warp(read_frame(sample, number, shape), matrix, size)
+                check_same_face(onset_aligned, frame, face, sample.frames[number])
             except MerError:
                 scores[number] = np.nan
                 return np.nan
@@ -137,8 +163,10 @@ def process_clip(sample: Sample, config: PrepConfig) -> dict:
     if sample.apex is not None:
         apex_number, apex_source = sample.nearest_frame(sample.apex), "annotated"
     else:
-        apex_number, apex_source = _stage("apex", spot_apex, sample, onset, matrix, region, config.stabilize)
-    apex = al.warp(_stage("read", read_frame, sample, apex_number), matrix, size)
+        apex_number, apex_source = _stage("apex", spot_apex, sample, onset, matrix, region, config.stabilize,
+                                          onset_raw.shape)
+    apex = al.warp(_stage("read", read_frame, sample, apex_number, onset_raw.shape), matrix, size)
+    _stage("read", check_same_face, onset, apex, region, sample.frames[apex_number])
     if config.stabilize:
         apex = al.remove_head_motion(apex, al.estimate_head_motion(onset, apex, region))
 
@@ -159,7 +187,7 @@ def process_clip(sample: Sample, config: PrepConfig) -> dict:
     if config.keep_frames:
         frames = []
         for number in keep_frame_numbers(sample, config.keep_frames):
-            frame = al.warp(_stage("read", read_frame, sample, number), matrix, size)
+            frame = al.warp(_stage("read", read_frame, sample, number, onset_raw.shape), matrix, size)
             if config.stabilize:
                 frame = al.remove_head_motion(frame, al.estimate_head_motion(onset, frame, region))
             frames.append(frame)
