@@ -13,10 +13,11 @@ from pathlib import Path
 
 from ..annotations import (apply_fixes, as_int, as_text, check_frames, find_header, load_fixes, read_table,
                            rows_as_dicts)
-from ..errors import AnnotationError, DatasetLayoutError
+from ..errors import AnnotationError, DatasetLayoutError, FrameError
 from ..frames import list_frames
 from ..sample import Failure, Sample, ScanResult
 from . import find_annotation, register_dataset
+from ._common import _span
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +91,17 @@ def scan(raw: Path, annotations: Path | None = None) -> ScanResult:
             result.failures.append(Failure(sample_id, "adapter", "DatasetLayoutError",
                                            f"{where}: no frame folder {root / subject / clip}; is the download complete?"))
             continue
-        frames = list_frames(folder)
+        try:
+            frames = list_frames(folder)
+        except FrameError as error:  # e.g. img46.jpg next to img046.jpg: this clip only
+            result.failures.append(Failure(sample_id, "adapter", "FrameError", f"{where}: {error}"))
+            continue
         inside = [n for n in frames if onset <= n <= offset]
         if not inside:
             result.failures.append(Failure(sample_id, "adapter", "FrameError",
-                                           f"{folder}: no frames numbered {onset}..{offset}; the folder holds "
-                                           f"{len(frames)} images"))
+                                           f"{where}: {folder} has no frames numbered {onset}..{offset} (it holds "
+                                           f"{len(frames)} images{_span(frames)}); check the row, or is the download "
+                                           "complete?"))
             continue
         notes += list(row.get("_notes", []))
         result.samples.append(Sample(
