@@ -13,7 +13,7 @@ from .config import METHODS, TrainConfig
 from .data import load_data
 from .errors import ConfigError
 from .report import write_json
-from .trainer import cpu_threads, require_macro, train
+from .trainer import cpu_threads, require_runnable, train
 
 log = logging.getLogger("mer_train")
 
@@ -42,7 +42,7 @@ def compare(config: TrainConfig, methods: Sequence[str] = ("erm", "multitask", "
     with cpu_threads(config.threads):
         data = load_data(config)
     for method in methods:  # fail before hours of training, not after
-        require_macro(config.replace(method=method), data)
+        require_runnable(config.replace(method=method), data)
 
     runs: dict[str, list[dict]] = {}
     for method in methods:

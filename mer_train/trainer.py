@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from .config import TrainConfig, load_config, save_config
 from .data import FoldSampler, MerData, load_data, macro_targets
-from .errors import MissingMacroShards, TrainError
+from .errors import DataError, MissingMacroShards, TrainError
 from .metrics import pooled_metrics
 from .models import create_model
 from .report import write_report
@@ -196,7 +196,7 @@ def train(config: TrainConfig | str | os.PathLike | None = None, *, data: MerDat
 def _train(config: TrainConfig, data: MerData | None, progress: bool) -> RunResult:
     device = resolve_device(config.device)
     data = (data or load_data(config)).to(device)
-    require_macro(config, data)
+    require_runnable(config, data)
     out = Path(config.out or f"runs/{config.method}-{datetime.now():%Y%m%d-%H%M%S}").absolute()
     config = config.replace(out=str(out), shards=[str(Path(p).absolute()) for p in config.shards],
                             macro_shards=[str(Path(p).absolute()) for p in config.macro_shards])
@@ -250,9 +250,19 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def require_macro(config: TrainConfig, data: MerData) -> None:
-    """lightman and multitask need macro-expression samples; never train another method silently."""
-    if not METHODS[config.method][1] or len(data.macro_y):
+def require_runnable(config: TrainConfig, data: MerData) -> None:
+    """Stop before training when `config.method` cannot run on `data`: LOSO needs two subjects, a
+    meta-learning task two training subjects, lightman and multitask macro-expression samples (never
+    train another method silently)."""
+    bilevel, auxiliary = METHODS[config.method]
+    subjects = len(data.subjects)
+    if subjects < (3 if bilevel else 2):
+        raise DataError(
+            f"{subjects} subject(s) in --shards: leave-one-subject-out needs at least 2"
+            + (f", and --method {config.method} at least 3 (tasks take support and query sets from different "
+               "training subjects); use --method erm" if bilevel else "")
+        )
+    if not auxiliary or len(data.macro_y):
         return
     dropped = data.dropped.get("macro")
     found = (f"the macro-expression samples found ({', '.join(f'{k} x{n}' for k, n in sorted(dropped.items()))}) "

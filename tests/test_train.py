@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
 import mer_train
-from conftest_train import fake_root  # noqa: F401  (fixture)
+from conftest_train import MICRO_EMOTIONS, fake_root, write_fake_set  # noqa: F401  (fixture)
 from mer_train import trainer
 from mer_train.cli import main
 from mer_train.config import load_config
@@ -105,6 +105,20 @@ def test_lightman_and_multitask_without_macro_shards_stop_with_the_fix(fake_root
         assert not (tmp_path / method).exists()
     with pytest.raises(MissingMacroShards):
         mer_train.train(CI, shards=[str(fake_root / "casme2")], out=str(tmp_path / "api"))
+
+
+@pytest.mark.parametrize("subjects, method, message", [
+    (1, "erm", "1 subject(s) in --shards: leave-one-subject-out needs at least 2"),
+    (2, "maml", "2 subject(s) in --shards: leave-one-subject-out needs at least 2, and --method maml at least 3 "
+                "(tasks take support and query sets from different training subjects); use --method erm"),
+])
+def test_too_few_subjects_stop_before_training(tmp_path, subjects, method, message):
+    shards = write_fake_set(tmp_path / "casme2", dataset="casme2", kind="micro", emotions=MICRO_EMOTIONS,
+                            subjects=subjects, per_emotion=1, amplitude=0.3, noise=0.1)
+    result = CliRunner().invoke(main, ["--shards", str(shards), "--method", method, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    assert result.output == f"Error: {message}\n"
+    assert not (tmp_path / "run").exists()
 
 
 def test_macro_sets_are_found_in_a_folder_of_shard_sets_or_named_explicitly(fake_root):  # noqa: F811
