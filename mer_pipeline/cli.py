@@ -60,6 +60,8 @@ def _dataset_command(name: str) -> click.Command:
         from .prepare import prepare
 
         config = PrepConfig(backend=backend, size=size, flow=flow_method, stabilize=stabilize, keep_frames=keep_frames)
+        if scheduler != "synchronous":
+            _quiet_dask()
         summary = prepare(name, raw, out, annotations=annotations, config=config, workers=workers,
                           scheduler=scheduler, shard_size=shard_size, limit=limit, overwrite=overwrite,
                           fail_fast=fail_fast, progress=not quiet, options=options)
@@ -131,9 +133,19 @@ def cli(verbose):
     """
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
-    if verbose < 2:  # Dask's own chatter only with -vv
-        for name in ("distributed", "dask"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+    click.get_current_context().obj = {"verbose": verbose}
+
+
+def _quiet_dask() -> None:
+    """Dask's own INFO chatter only with -vv. Importing distributed configures its loggers, so the
+    levels are set after that import."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and (ctx.find_root().obj or {}).get("verbose", 0) >= 2:
+        return
+    import distributed  # noqa: F401
+
+    for name in ("distributed", "dask"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 @cli.command("verify")

@@ -245,8 +245,9 @@ def _run_dask(plan, todo, config, out, dataset, digest, workers, scheduler, fail
             client = stack.enter_context(Client(scheduler))
         else:
             n = workers or os.cpu_count() or 1
+            # Loopback only; the scheduler's HTTP routes on any free port (None would still take 8787).
             cluster = stack.enter_context(LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                                       host="127.0.0.1", dashboard_address=None,
+                                                       host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                                        silence_logs=logging.ERROR))
             client = stack.enter_context(Client(cluster))
         client.subscribe_topic(PROGRESS_TOPIC, lambda event: bar.update(1))
