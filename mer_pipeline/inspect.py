@@ -35,17 +35,27 @@ def contact_sheet(out: Path, output: Path, max_samples: int = 24) -> Path:
     # Spread the picks over the set so several subjects and classes show.
     picks = np.unique(np.linspace(0, len(shards) - 1, n).round().astype(int))
     columns = ("onset", "apex", "flow", "strain")
-    fig, axes = plt.subplots(len(picks), 4, figsize=(8, 2.1 * len(picks)), squeeze=False)
-    for row, index in enumerate(picks):
+    per_row = 2  # samples side by side
+    rows = int(np.ceil(len(picks) / per_row))
+    fig, grid = plt.subplots(rows, 4 * per_row, figsize=(8 * per_row, 2.1 * rows), squeeze=False)
+    for ax in grid.flat:
+        ax.axis("off")
+    for slot, index in enumerate(picks):
+        row = slot  # index into the flattened (sample, panel) table below
+        axes = grid.reshape(rows * per_row, 4)
         flow = shards.arrays["flow"][index]
         images = (shards.arrays["onset"][index], shards.arrays["apex"][index], flow_to_rgb(flow),
                   shards.arrays["strain"][index])
         for col, (name, image) in enumerate(zip(columns, images)):
             ax = axes[row, col]
-            ax.imshow(image, cmap="gray" if image.ndim == 2 and name != "strain" else "magma")
+            ax.axis("on")
+            if name == "strain":  # the border's few large values would wash out the face
+                ax.imshow(image, cmap="magma", vmin=0, vmax=float(np.percentile(image, 99)) or None)
+            else:
+                ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
             ax.set_xticks([])
             ax.set_yticks([])
-            if row == 0:
+            if row < per_row:
                 ax.set_title(name, fontsize=9)
         meta = {k: shards.meta[k][index] for k in ("sample_id", "emotion", "apex_source", "apex_frame")}
         peak = float(np.hypot(flow[0], flow[1]).max())
