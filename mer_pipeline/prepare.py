@@ -271,6 +271,10 @@ def _run_dask(plan, todo, config, out, dataset, digest, workers, scheduler, fail
 
 
 def _remove_stale(out: Path, keep: set[str]) -> None:
+    """Remove what an interrupted run left: temporary files, and shards outside this run's plan."""
+    for name in (MANIFEST, FAILURES):
+        for path in out.glob(f".{name}.tmp-*"):
+            path.unlink(missing_ok=True)
     for path in (out / SHARD_DIR).iterdir():
         if path.name.startswith(".") and ".tmp-" in path.name:
             path.unlink(missing_ok=True)
