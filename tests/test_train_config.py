@@ -13,9 +13,9 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def test_every_shipped_config_loads_and_lightman_yaml_is_the_default():
-    for name in ("lightman", "erm", "multitask", "maml", "ci"):
+    for name in ("lightman", "erm", "multitask", "maml", "ci", "cpu"):
         config = load_config(CONFIGS / f"{name}.yaml")
-        assert config.method == (name if name != "ci" else "lightman")
+        assert config.method == (name if name not in ("ci", "cpu") else "lightman")
     assert load_config(CONFIGS / "lightman.yaml") == TrainConfig()
 
 
