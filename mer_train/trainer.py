@@ -288,8 +288,11 @@ def save_checkpoint(path: Path, config: TrainConfig, data: MerData, result: dict
     checkpoint = {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "classes": list(data.classes),
                   "model": config.model, "input_size": config.input_size, **result}
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, path)
+    with open(tmp, "wb") as handle:
+        torch.save(checkpoint, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)  # a checkpoint is complete or absent, never half-written
 
 
 def load_fold(path: Path, config: TrainConfig, subject: str, data: MerData) -> dict[str, Any] | None:
