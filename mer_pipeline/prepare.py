@@ -152,9 +152,9 @@ def prepare(dataset: str, raw: Path | None, out: Path, *, annotations: Path | No
     }
     digest = config_hash(recipe)
     with output_lock(out):
-        _check_existing(out, digest, overwrite)
+        recorded = _check_existing(out, digest, overwrite)
         plan = [samples[i:i + shard_size] for i in range(0, len(samples), shard_size)]
-        results = _run(plan, config, out, dataset, digest, workers, scheduler, fail_fast, progress, overwrite)
+        results = _run(plan, config, out, dataset, digest, workers, scheduler, fail_fast, progress, overwrite, recorded)
         _remove_stale(out, {r["file"] for r in results})
 
         failures = [f.to_json() for f in scan.failures] + [f for r in results for f in r["failures"]]
@@ -170,24 +170,27 @@ def prepare(dataset: str, raw: Path | None, out: Path, *, annotations: Path | No
                           sum(r["reused"] for r in results), time.perf_counter() - started)
 
 
-def _check_existing(out: Path, digest: str, overwrite: bool) -> None:
+def _check_existing(out: Path, digest: str, overwrite: bool) -> dict[str, str]:
+    """Clear OUT for --overwrite, or check that a previous set may be resumed. Returns the sha256 its
+    manifest recorded per shard file (empty when there is none): a reused shard must still match it."""
     manifest_path = out / MANIFEST
     if overwrite:
         for path in [manifest_path, out / FAILURES, *(out / SHARD_DIR).glob("*.h5")]:
             path.unlink(missing_ok=True)
-        return
-    if manifest_path.is_file():
-        try:
-            previous = load_manifest(out)
-        except MerError:
-            previous = {}
-        if previous.get("config_hash") != digest:
-            raise MerError(f"{out} holds shards made with another configuration; use --overwrite to replace "
-                           "them, or choose another output folder")
-        manifest_path.unlink()  # rewritten last; until then the set counts as incomplete
+        return {}
+    if not manifest_path.is_file():
+        return {}
+    previous = load_manifest(out)  # an unreadable manifest or unknown schema: its own message
+    if previous.get("config_hash") != digest:
+        raise MerError(f"{out} holds shards made with another configuration; use --overwrite to replace "
+                       "them, or choose another output folder")
+    recorded = {entry["file"]: entry["sha256"] for entry in previous.get("shards", [])}
+    manifest_path.unlink()  # rewritten last; until then the set counts as incomplete
+    return recorded
 
 
-def _reusable(out: Path, index: int, samples: list[Sample], dataset: str, digest: str) -> dict | None:
+def _reusable(out: Path, index: int, samples: list[Sample], dataset: str, digest: str,
+              recorded: dict[str, str]) -> dict | None:
     path = out / SHARD_DIR / shard_name(dataset, index)
     if not path.is_file():
         return None
@@ -202,17 +205,22 @@ def _reusable(out: Path, index: int, samples: list[Sample], dataset: str, digest
         return None
     from .shards import sha256_file
 
-    return {"file": path.name, "n": len(meta["sample_ids"]), "sha256": sha256_file(path),
+    sha = sha256_file(path)
+    if recorded.get(path.name, sha) != sha:
+        log.warning("%s: sha256 differs from the previous manifest (corrupt or modified); rebuilding", path)
+        return None
+    return {"file": path.name, "n": len(meta["sample_ids"]), "sha256": sha,
             "failures": meta["failures"], "emotions": meta["emotions"], "reused": True}
 
 
-def _run(plan, config, out, dataset, digest, workers, scheduler, fail_fast, progress, overwrite) -> list[dict]:
+def _run(plan, config, out, dataset, digest, workers, scheduler, fail_fast, progress, overwrite,
+         recorded) -> list[dict]:
     from tqdm import tqdm
 
     results: dict[int, dict] = {}
     todo = []
     for index, samples in enumerate(plan):
-        reused = None if overwrite else _reusable(out, index, samples, dataset, digest)
+        reused = None if overwrite else _reusable(out, index, samples, dataset, digest, recorded)
         if reused:
             results[index] = reused
         else:
