@@ -74,8 +74,10 @@ def load_data(config: TrainConfig) -> MerData:
             sources.append({"path": str(shard_path), "dataset": shards.manifest.get("dataset"),
                             "config_hash": shards.manifest.get("config_hash"), "n": len(shards),
                             "micro": int((kinds == "micro").sum()), "macro": int((kinds == "macro").sum())})
-            micro += [_subset(shards, kinds == "micro")] if (kinds == "micro").any() else []
-            macro += [_subset(shards, kinds == "macro")] if (kinds == "macro").any() else []
+            part = {"size": shards.arrays["flow"].shape[-1], "meta": shards.meta,
+                    **{k: shards.arrays[k] for k in ("flow", "strain", "landmarks")}}
+            micro += [_take(part, kinds == "micro")] if (kinds == "micro").any() else []
+            macro += [_take(part, kinds == "macro")] if (kinds == "macro").any() else []
     if not micro:
         found = ", ".join(f"{s['path']} ({s['dataset']}, macro)" for s in sources)
         raise DataError(f"no micro-expression samples in --shards: {found}. Pass a micro-expression shard set, "
@@ -87,44 +89,27 @@ def load_data(config: TrainConfig) -> MerData:
     mask = face_mask([*micro, *macro], size)
     dropped: dict[str, dict[str, int]] = {}
 
-    xs, ys, columns = [], [], {k: [] for k in ("sample_id", "dataset", "subject", "emotion")}
-    for part in micro:
-        meta = part["meta"]
-        labels = np.array([class_set.index(e, d) for e, d in zip(meta["emotion"], meta["dataset"])], dtype=object)
-        keep = labels != None  # noqa: E711  (elementwise)
-        _count_dropped(dropped, "micro", meta, ~keep)
-        if keep.any():
-            xs.append(motion_input(part["flow"][keep], part["strain"][keep], size, mask, config.input_norm))
-            ys.append(labels[keep].astype(np.int64))
-            for key in ("sample_id", "dataset", "emotion"):
-                columns[key].append(meta[key][keep])
-            columns["subject"].append(np.array([f"{d}/{s}" for d, s in zip(meta["dataset"][keep], meta["subject"][keep])],
-                                               dtype=object))
-    if not xs:
+    micro = [part for part in (_in_class_set(p, class_set, "micro", dropped) for p in micro) if part]
+    macro = [part for part in (_in_class_set(p, class_set, "macro", dropped) for p in macro) if part]
+    for kind, counts in dropped.items():
+        log.info("dropped %d %s samples outside %s: %s", sum(counts.values()), kind, class_set.name, _found(counts))
+    if not micro:
         raise LabelSetError(f"no micro-expression sample has an emotion of class set {class_set.name} "
                             f"({', '.join(class_set.classes)}); found {_found(dropped['micro'])}. Choose --classes")
 
-    fields, macro_ys, macro_subjects = [], [], []
-    for part in macro:
-        meta = part["meta"]
-        labels = np.array([class_set.index(e, d) for e, d in zip(meta["emotion"], meta["dataset"])], dtype=object)
-        keep = labels != None  # noqa: E711
-        _count_dropped(dropped, "macro", meta, ~keep)
-        if keep.any():
-            fields.append(unit_field(resize(part["flow"][keep], size), mask))
-            macro_ys.append(labels[keep].astype(np.int64))
-            macro_subjects.append(np.array([f"{d}/{s}" for d, s in zip(meta["dataset"][keep], meta["subject"][keep])],
-                                           dtype=object))
-    for kind, counts in dropped.items():
-        log.info("dropped %d %s samples outside %s: %s", sum(counts.values()), kind, class_set.name, _found(counts))
+    def column(parts: list[dict], key: str) -> np.ndarray:
+        return np.concatenate([p["meta"][key] for p in parts]) if parts else np.array([], dtype=object)
 
     data = MerData(
         class_set=class_set.name, classes=class_set.classes,
-        x=torch.cat(xs), y=torch.from_numpy(np.concatenate(ys)),
-        **{key: np.concatenate(value) for key, value in columns.items()},
-        macro_field=torch.cat(fields) if fields else torch.zeros(0, 2, size, size),
-        macro_y=torch.from_numpy(np.concatenate(macro_ys)) if macro_ys else torch.zeros(0, dtype=torch.long),
-        macro_subject=np.concatenate(macro_subjects) if macro_subjects else np.array([], dtype=object),
+        x=torch.cat([motion_input(p["flow"], p["strain"], size, mask, config.input_norm) for p in micro]),
+        y=torch.from_numpy(np.concatenate([p["y"] for p in micro])),
+        sample_id=column(micro, "sample_id"), dataset=column(micro, "dataset"), subject=column(micro, "subject_id"),
+        emotion=column(micro, "emotion"),
+        macro_field=torch.cat([unit_field(resize(p["flow"], size), mask) for p in macro]) if macro
+        else torch.zeros(0, 2, size, size),
+        macro_y=torch.from_numpy(np.concatenate([p["y"] for p in macro])) if macro else torch.zeros(0, dtype=torch.long),
+        macro_subject=column(macro, "subject_id"),
         face_mask=mask, dropped=dropped, sources=sources,
     )
     log.info("loaded %d micro samples (%d subjects) and %d macro samples, classes %s",
@@ -132,17 +117,29 @@ def load_data(config: TrainConfig) -> MerData:
     return data
 
 
-def _subset(shards, keep: np.ndarray) -> dict:
-    return {"flow": shards.arrays["flow"][keep], "strain": shards.arrays["strain"][keep],
-            "landmarks": shards.arrays["landmarks"][keep], "size": shards.arrays["flow"].shape[-1],
-            "meta": {k: v[keep] for k, v in shards.meta.items()}}
+def _take(part: dict, keep: np.ndarray) -> dict:
+    """The samples `keep` (a boolean mask) of a part: arrays, metadata columns and labels alike."""
+    arrays = {k: v[keep] for k, v in part.items() if isinstance(v, np.ndarray)}
+    return {**part, **arrays, "meta": {k: v[keep] for k, v in part["meta"].items()}}
 
 
-def _count_dropped(dropped: dict, kind: str, meta: dict, drop: np.ndarray) -> None:
-    if drop.any():
+def _in_class_set(part: dict, class_set, kind: str, dropped: dict) -> dict | None:
+    """`part` restricted to the samples whose emotion is in `class_set`, with their class index `y` and
+    `meta["subject_id"]` (dataset/subject, the LOSO unit); the others are counted in `dropped[kind]`."""
+    meta = part["meta"]
+    labels = np.array([class_set.index(e, d) for e, d in zip(meta["emotion"], meta["dataset"])], dtype=object)
+    keep = labels != None  # noqa: E711  (elementwise)
+    if not keep.all():
         counts = dropped.setdefault(kind, {})
-        for emotion, n in Counter(f"{d}:{e}" for d, e in zip(meta["dataset"][drop], meta["emotion"][drop])).items():
-            counts[emotion] = counts.get(emotion, 0) + n
+        for key, n in Counter(f"{d}:{e}" for d, e in zip(meta["dataset"][~keep], meta["emotion"][~keep])).items():
+            counts[key] = counts.get(key, 0) + n
+    if not keep.any():
+        return None
+    part = _take({**part, "y": labels}, keep)
+    part["y"] = part["y"].astype(np.int64)
+    part["meta"]["subject_id"] = np.array([f"{d}/{s}" for d, s in zip(part["meta"]["dataset"], part["meta"]["subject"])],
+                                          dtype=object)
+    return part
 
 
 def _found(counts: dict[str, int]) -> str:
