@@ -5,6 +5,7 @@ See docs/shard-format.md for every field, unit and coordinate convention.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -45,7 +46,10 @@ def write_shard(path: Path, records: list[dict[str, Any]], *, size: int, landmar
                 config_hash: str, keep_frames: int = 0, failures: list[dict] | None = None) -> str:
     """Write `records` to `path` atomically (temporary name, fsync, rename); returns its sha256.
 
-    Each record holds the arrays of ARRAY_FIELDS (+ `frames` when keep_frames) and a `meta` dict
+    The HDF5 file is built in memory and its image written with plain file I/O, so that a full disk
+    or a read-only folder is an ordinary OSError (reported as ShardError): HDF5 2.0 crashes the
+    process (segmentation fault) when its own writes fail. The image is byte-identical to a file
+    written by HDF5 directly. Each record holds the arrays of ARRAY_FIELDS (+ `frames` when keep_frames) and a `meta` dict
     with META_FIELDS. Identical records give byte-identical files (no timestamps are stored).
     An empty `records` list writes a valid shard with N = 0. `failures` (the samples of this shard
     that could not be processed) are kept in the `failures` attribute as JSON, so that a resumed run
@@ -64,7 +68,7 @@ def write_shard(path: Path, records: list[dict[str, Any]], *, size: int, landmar
         shapes["frames"] = ((n, keep_frames, s, s), np.uint8)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with h5py.File(tmp, "w", libver="earliest", track_order=False) as h5:
+        with h5py.File(tmp, "w", driver="core", backing_store=False, libver="earliest", track_order=False) as h5:
             h5.attrs["schema"] = SCHEMA
             h5.attrs["config_hash"] = config_hash
             h5.attrs["failures"] = json.dumps(failures or [], sort_keys=True)
@@ -84,14 +88,26 @@ def write_shard(path: Path, records: list[dict[str, Any]], *, size: int, landmar
                     column = np.array(values, dtype=np.float32)
                 meta.create_dataset(name, data=column, track_times=False)
             h5.flush()
-        with open(tmp, "rb") as handle:
+            image = h5.id.get_file_image()
+        with open(tmp, "wb") as handle:
+            handle.write(image)
+            handle.flush()
             os.fsync(handle.fileno())
-        digest = sha256_file(tmp)
+        digest = hashlib.sha256(image).hexdigest()
         os.replace(tmp, path)
+    except OSError as error:  # a full disk, a read-only or vanished folder: a storage problem, not a clip's
+        raise ShardError(cannot_write(path, error)) from error
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return digest
+
+
+def cannot_write(path: Path, error: OSError) -> str:
+    """The message of a failed write: the file, the system's reason and what to do."""
+    reason = error.strerror or str(error)
+    return (f"{path}: cannot write ({reason}); free some space or fix the permissions of {Path(path).parent}, "
+            "then rerun mer-prep to resume")
 
 
 def read_shard_meta(path: Path) -> dict[str, Any]:
@@ -107,19 +123,24 @@ def read_shard_meta(path: Path) -> dict[str, Any]:
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    _write_text_atomic(Path(path), json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
 def write_jsonl_atomic(path: Path, rows: Iterable[dict]) -> None:
-    path = Path(path)
+    _write_text_atomic(Path(path), "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    """Write under a temporary name, then rename: `path` is either complete or absent/unchanged."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise ShardError(cannot_write(path, error)) from error
 
 
 def load_manifest(out: Path) -> dict[str, Any]:
