@@ -99,7 +99,10 @@ _LOCAL_PROGRESS: list[int] = []
 def output_lock(out: Path) -> Iterator[None]:
     """An exclusive lock on OUT: a second mer-prep on the same folder refuses to start."""
     path = out / ".mer-prep.lock"
-    handle = open(path, "a+")
+    try:
+        handle = open(path, "a+")
+    except OSError as error:
+        raise _unwritable(out, error) from error
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError as error:
@@ -111,6 +114,11 @@ def output_lock(out: Path) -> Iterator[None]:
     finally:
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+
+
+def _unwritable(out: Path, error: OSError) -> MerError:
+    return MerError(f"{out}: cannot write to the output folder ({error.strerror or error}); choose a writable "
+                    "output folder or fix its permissions")
 
 
 def landmark_count(backend: str) -> int:
@@ -141,7 +149,10 @@ def prepare(dataset: str, raw: Path | None, out: Path, *, annotations: Path | No
                        f"first: {scan.failures[0].message if scan.failures else 'none'})")
 
     out = Path(out)
-    (out / SHARD_DIR).mkdir(parents=True, exist_ok=True)
+    try:
+        (out / SHARD_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _unwritable(out, error) from error
     recipe = {
         "dataset": dataset,
         "prep": config.as_dict(),
