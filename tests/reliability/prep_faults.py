@@ -2,13 +2,13 @@
 
     python prep_faults.py POINT ACTION [mer-prep arguments ...]
 
-POINT   write:N       while shard N is being written (its temporary file is open, part of its data stored)
+POINT   write:N       while shard N is being written (half of it is in its temporary file)
         rename:NAME   NAME is complete under its temporary name, just before the rename to NAME
         renamed:NAME  just after a file got its final name NAME
 ACTION  kill          SIGKILL this process (nothing of Python runs afterwards: no finally, no atexit)
         pause         create the file $MER_FAULT_PAUSED and sleep until killed
 
-Nothing is patched in the package itself: the hook wraps h5py and os.replace in this process only.
+Nothing is patched in the package itself: the hook wraps open and os.replace in this process only.
 """
 from __future__ import annotations
 
@@ -30,18 +30,34 @@ def strike(action: str) -> None:
 def install(point: str, action: str) -> None:
     where, _, arg = point.partition(":")
     if where == "write":
-        import h5py
+        import builtins
 
-        shard = f"-{int(arg):05d}.h5.tmp-"
-        create = h5py.Group.create_dataset
+        shard, real_open = f"-{int(arg):05d}.h5.tmp-", builtins.open
 
-        def create_dataset(self, name, *args, **kwargs):
-            if name == "flow" and shard in self.file.filename:  # onset and apex are stored already
-                self.file.flush()
+        class HalfWritten:
+            def __init__(self, handle):
+                self.handle = handle
+
+            def write(self, data):
+                self.handle.write(data[: len(data) // 2])
+                self.handle.flush()
+                os.fsync(self.handle.fileno())
                 strike(action)
-            return create(self, name, *args, **kwargs)
 
-        h5py.Group.create_dataset = create_dataset
+            def __getattr__(self, name):
+                return getattr(self.handle, name)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                self.handle.close()
+
+        def patched_open(file, mode="r", *args, **kwargs):
+            handle = real_open(file, mode, *args, **kwargs)
+            return HalfWritten(handle) if "w" in mode and shard in str(file) else handle
+
+        builtins.open = patched_open
     elif where in ("rename", "renamed"):
         replace = os.replace
 
