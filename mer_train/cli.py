@@ -80,6 +80,7 @@ def main() -> None:
 
     Example:
 
+    \b
         mer-train --shards data/shards --config configs/lightman.yaml
     """
 
@@ -96,6 +97,7 @@ def train(method, shards, macro_shards, classes, config_path, device, seed, out,
 
     Example:
 
+    \b
         mer-train --shards data/shards/casme2 --macro-shards data/shards/ckplus --config configs/ci.yaml
     """
     from .trainer import train as run
@@ -129,6 +131,7 @@ def compare(methods, seeds, shards, macro_shards, classes, config_path, device, 
 
     Example:
 
+    \b
         mer-train compare --shards data/shards --config configs/ci.yaml --seeds 3 --methods erm,maml,lightman
     """
     from .ablation import compare as run
@@ -147,6 +150,7 @@ def list_() -> None:
 
     Example:
 
+    \b
         mer-train list
     """
     from .labels import CLASS_SETS as SETS
