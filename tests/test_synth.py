@@ -70,7 +70,7 @@ def tree_hashes(raw: Path) -> dict[str, str]:
 
 def test_registry_and_public_api():
     assert set(OURS) <= set(DATASETS)
-    assert {"easy", "default"} <= set(PRESETS)
+    assert {"easy", "default", "hard"} <= set(PRESETS)
     with pytest.raises(dataclasses.FrozenInstanceError):
         PRESETS["default"].noise_sigma = (0, 0)
     with pytest.raises(SynthError, match="known: .*casme2"):
@@ -260,7 +260,11 @@ def test_easy_preset_plants_larger_motion_under_less_noise(tmp_path):
     truth = load_truth(tmp_path / "easy")
     (clip,) = truth["clips"]
     assert truth["arguments"]["preset"] == "easy"
-    assert truth["preset"] == json.loads(json.dumps(dataclasses.asdict(PRESETS["easy"])))
+    knobs = {k: v for k, v in dataclasses.asdict(PRESETS["easy"]).items() if v is not None}  # None: off, not written
+    assert truth["preset"] == json.loads(json.dumps(knobs))
+    assert not {"population", "traits", "confounders"} & set(truth["preset"])
+    assert not {"traits", "confounders"} & set(truth["subjects"]["casme2/" + clip["subject"]])
+    assert "habit" not in clip and "confounder" not in clip and "pulses" not in clip["head"]
     assert 1.0 <= clip["amplitude"] <= 2.0 and clip["noise_sigma"] <= 1.0 and clip["jpeg_quality"] >= 93
 
 
@@ -404,7 +408,7 @@ def test_cli_help_has_an_example_and_the_datasets():
     assert "Example" in result.output and "mer-prep synth casme2" in result.output
     for name in OURS:
         assert name in result.output
-    assert "--preset [default|easy]" in result.output
+    assert "--preset [default|easy|hard]" in result.output
 
 
 def test_cli_unknown_dataset_lists_the_known_ones(tmp_path):

@@ -13,16 +13,18 @@ from .presets import PRESETS
 @click.argument("dataset")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--subjects", type=click.IntRange(1, 500), default=None,
-              help="Number of subjects [default: per dataset, e.g. 12 for casme2].")
+              help="Number of subjects [default: per dataset and preset, e.g. 12 for casme2, 26 with --preset hard].")
 @click.option("--clips-per-subject", type=click.IntRange(1, 200), default=None,
-              help="Clips (expressions) per subject [default: per dataset, e.g. 6 for casme2].")
+              help="Clips (expressions) per subject; with --preset hard the mean, subjects differ "
+                   "[default: per dataset and preset, e.g. 6 for casme2, 10 with --preset hard].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same arguments, same bytes.")
 @click.option("--quirks", is_flag=True,
               help="Plant the dataset's known annotation and file quirks ('/' apex, missing frames, ...).")
 @click.option("--faces", "faces", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Folder of your own face photos (one frontal face each) [default: skimage astronaut].")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="default", show_default=True,
-              help="Difficulty: motion amplitude against head drift, noise and compression.")
+              help="Difficulty: motion amplitude against head drift, noise and compression; hard adds "
+                   "CASME II class imbalance, per-subject traits and subject-specific confounders (docs/synth.md).")
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
               help="Rendering processes [default: all cores for large trees].")
 @click.option("--overwrite", is_flag=True, help="Replace a synthetic tree already in OUT.")
@@ -31,14 +33,17 @@ def synth(dataset, out, subjects, clips_per_subject, seed, quirks, faces, preset
     """Write a synthetic raw DATASET tree into OUT, in the dataset's real on-disk layout.
 
     Real face photos become distinct subjects; each clip plants the action units of its emotion
-    as a known displacement field (micro: 0.3-2 px at apex; ckplus: 5-15 px). OUT/synth_truth.json
-    holds the truth: onset/apex/offset, AUs, head motion, the exact apex field per clip.
+    as a known displacement field (micro: 0.3-2 px at apex, 0.08-3 px with --preset hard; ckplus:
+    5-15 px). OUT/synth_truth.json holds the truth: onset/apex/offset, AUs, head motion, the exact
+    apex field per clip, and with --preset hard each subject's traits and confounders.
 
     DATASET is one of: {datasets}.
 
     Example:
 
+    \b
         mer-prep synth casme2 data/raw/casme2 && mer-prep casme2 data/raw/casme2 data/shards/casme2
+        mer-prep synth casme2 data/raw/casme2-hard --preset hard   # 26 subjects, CASME II's classes
     """
     from tqdm import tqdm
 

@@ -22,10 +22,11 @@ import numpy as np
 
 from . import aus, motion
 from . import faces as facelib
+from . import population as pop
 from .errors import SynthError
 from .layouts import LAYOUTS, get_layout
 from .layouts.base import Clip, Layout, Video, schedule
-from .presets import Preset, get_preset
+from .presets import Preset, effective_preset, get_preset
 
 GENERATOR_VERSION = "1"
 TRUTH_FILE = "synth_truth.json"
@@ -52,9 +53,12 @@ def generate(dataset: str, out: Path, *, subjects: int | None = None, clips_per_
     """
     started = time.perf_counter()
     layout = get_layout(dataset)
-    difficulty = get_preset(preset)
-    n_subjects = layout.default_subjects if subjects is None else int(subjects)
-    per_subject = layout.default_clips if clips_per_subject is None else int(clips_per_subject)
+    difficulty = effective_preset(get_preset(preset), layout.kind)
+    default_subjects, default_clips = dict(
+        ((d, (s, c)) for d, s, c in difficulty.default_sizes or ())).get(layout.name, (layout.default_subjects,
+                                                                                       layout.default_clips))
+    n_subjects = default_subjects if subjects is None else int(subjects)
+    per_subject = default_clips if clips_per_subject is None else int(clips_per_subject)
     if n_subjects < 1 or per_subject < 1:
         raise SynthError("subjects and clips_per_subject must be at least 1")
     out = Path(out)
@@ -63,10 +67,17 @@ def generate(dataset: str, out: Path, *, subjects: int | None = None, clips_per_
 
     plan_rng = _rng(seed, dataset, "plan")
     names = layout.subject_names(plan_rng, n_subjects)
-    labels = schedule(plan_rng, n_subjects, per_subject, layout.classes, layout.rare)
+    if difficulty.population:  # imbalanced and uneven, in the table's proportions
+        labels = pop.plan_labels(_rng(seed, dataset, "population"), layout, difficulty.population, n_subjects,
+                                 per_subject)
+    else:
+        labels = schedule(plan_rng, n_subjects, per_subject, layout.classes, layout.rare)
     plan = layout.plan(plan_rng, names, labels, difficulty)
+    manners = _manners(difficulty, layout, seed, names)
+    _add_habits(plan, manners)
     if quirks:
         layout.plant_quirks(_rng(seed, dataset, "quirks"), plan, difficulty)
+        _add_habits(plan, manners)  # clips that quirks added (a folder without sheet row, ...)
 
     photos = facelib.load_photos(faces)
     people = {  # a subject's identity depends on its name and the seed only, not on the tree's size
@@ -78,14 +89,18 @@ def generate(dataset: str, out: Path, *, subjects: int | None = None, clips_per_
 
     jobs, entries = [], []
     for video in plan.videos:
+        cues = [_clip_cue(difficulty, manners, clip, _rng(seed, dataset, "cue", str(video.folder), clip.onset))
+                for clip in video.clips]
         job, video_entries = _prepare_video(layout, difficulty, video, people[video.subject],
-                                            _rng(seed, dataset, "video", str(video.folder)))
+                                            _rng(seed, dataset, "video", str(video.folder)),
+                                            manners.get(video.subject), cues)
         job["root"] = str(out)
         jobs.append(job)
         entries += video_entries
     for clip in plan.orphans:
         entries.append(_orphan_entry(layout, difficulty, clip, people[clip.subject],
-                                     _rng(seed, dataset, "orphan", clip.subject, clip.clip)))
+                                     _rng(seed, dataset, "orphan", clip.subject, clip.clip),
+                                     manners.get(clip.subject)))
 
     n_frames = n_bytes = 0
     for written, size in _run_jobs(jobs, _auto_workers(workers, len(jobs)), progress):
@@ -101,7 +116,7 @@ def generate(dataset: str, out: Path, *, subjects: int | None = None, clips_per_
 
     arguments = {"dataset": dataset, "subjects": n_subjects, "clips_per_subject": per_subject, "seed": seed,
                  "quirks": quirks, "faces": [p.name for p in photos] if faces else None, "preset": difficulty.name}
-    truth = _truth_document(layout, difficulty, arguments, people, entries, plan.quirks)
+    truth = _truth_document(layout, difficulty, arguments, people, entries, plan.quirks, manners)
     truth_path = out / TRUTH_FILE
     text = json.dumps(truth, sort_keys=True, indent=1)
     truth_path.write_text(text + "\n", encoding="utf-8")
@@ -122,9 +137,9 @@ def generate(dataset: str, out: Path, *, subjects: int | None = None, clips_per_
 
 
 def _truth_document(layout: Layout, preset: Preset, arguments: dict, people: dict, entries: list[dict],
-                    quirks: list[dict]) -> dict:
+                    quirks: list[dict], manners: dict) -> dict:
     """The content of synth_truth.json (schema in docs/synth.md)."""
-    return {
+    document = {
         "schema": TRUTH_SCHEMA,
         "generator": {"module": "mer_pipeline.synth", "version": GENERATOR_VERSION},
         "arguments": arguments,
@@ -138,6 +153,16 @@ def _truth_document(layout: Layout, preset: Preset, arguments: dict, people: dic
         "clips": sorted(entries, key=lambda e: e["sample_id"]),
         "quirks": sorted(quirks, key=lambda q: (q["kind"], q.get("sample_id", q.get("path", "")))),
     }
+    for name, manner in manners.items():  # hard preset: traits and confounders per subject
+        document["subjects"][f"{layout.name}/{name}"].update(_jsonable(manner))
+    if preset.population:
+        counts: dict = {}
+        for e in entries:
+            counts.setdefault(e["subject"], {}).setdefault(e["emotion"], 0)
+            counts[e["subject"]][e["emotion"]] += 1
+        document["population"] = {"emotions_per_subject": counts,
+                                  "class_weights": _jsonable(pop.class_weights(layout, preset.population.class_counts))}
+    return document
 
 
 def _clear(out: Path, layout: Layout, overwrite: bool) -> None:
@@ -155,6 +180,46 @@ def _clear(out: Path, layout: Layout, overwrite: bool) -> None:
             path.unlink()
 
 
+def _manners(preset: Preset, layout: Layout, seed: int, names: list[str]) -> dict[str, dict]:
+    """Per subject {traits, confounders} when the preset has them (hard), else {}. A subject's manner
+    depends on the seed, the dataset and its name only."""
+    if not (preset.traits or preset.confounders):
+        return {}
+    labels = (*layout.classes, *layout.rare)
+    manners = {}
+    for name in names:
+        manner = {}
+        if preset.traits:
+            manner["traits"] = pop.draw_traits(_rng(seed, layout.name, "traits", name), preset.traits)
+        if preset.confounders:
+            manner["confounders"] = pop.draw_confounders(_rng(seed, layout.name, "confounders", name),
+                                                         preset.confounders, labels)
+        manners[name] = manner
+    return manners
+
+
+def _add_habits(plan, manners: dict) -> None:
+    """Give every clip its subject's habitual AU (in `aus`, hence in the sheet: a coder codes what
+    moves); idempotent, so that clips added by quirks get it too."""
+    for clip in plan.clips():
+        traits = manners.get(clip.subject, {}).get("traits")
+        if traits is None or clip.habit is not None:
+            continue
+        tokens = pop.add_habit(clip.aus, traits["habitual_au"])
+        if tokens == tuple(clip.aus):
+            continue  # the habit's AU is part of this emotion already
+        clip.aus, clip.habit = tokens, traits["habitual_au"]
+        if clip.annotated and clip.annotated.get("action_units") is not None:
+            clip.annotated["action_units"] = aus.au_label(tokens)
+
+
+def _clip_cue(preset: Preset, manners: dict, clip: Clip, rng: np.random.Generator) -> dict | None:
+    confounders = manners.get(clip.subject, {}).get("confounders")
+    if confounders is None:
+        return None
+    return pop.clip_cue(rng, confounders, clip.label, preset.confounders.jitter)
+
+
 def _auto_workers(workers: int | None, n_videos: int) -> int:
     if workers is not None:
         return max(1, int(workers))
@@ -167,19 +232,30 @@ def _auto_workers(workers: int | None, n_videos: int) -> int:
 # per video
 
 def _prepare_video(layout: Layout, preset: Preset, video: Video, subject: facelib.Subject,
-                   rng: np.random.Generator):
-    """Draw the video's nuisances and every clip's field; return (render job, truth entries)."""
+                   rng: np.random.Generator, manner: dict | None = None, cues: list | None = None):
+    """Draw the video's nuisances and every clip's field; return (render job, truth entries).
+    `manner`: the subject's traits/confounders (hard preset); `cues`: per clip, its confounder."""
     h, w = subject.base.shape[:2]
     single = len(video.clips) == 1
     head = motion.draw_head_motion(rng, subject.landmarks[30], layout.fps, preset.head_translation,
                                    preset.head_rotation_deg, origin=video.clips[0].onset if single else None)
+    cues = cues or [None] * len(video.clips)
+    for clip, cue in zip(video.clips, cues):
+        if cue and "head" in cue:
+            motion.add_pulse(head, clip.onset, clip.apex, clip.offset, **cue["head"])
     noise_sigma = round(float(rng.uniform(*preset.noise_sigma)), 3)
     quality = int(rng.integers(preset.jpeg_quality[0], preset.jpeg_quality[1] + 1))
+    traits = (manner or {}).get("traits")
     expressions, entries = [], []
-    for clip in video.clips:
-        bumps = _clip_bumps(layout, preset, clip, subject, rng)
-        expressions.append(motion.Expression(clip.onset, clip.apex, clip.offset, bumps))
-        entries.append(_entry(layout, clip, video, subject, bumps, head, noise_sigma, quality))
+    for clip, cue in zip(video.clips, cues):
+        bumps = _clip_bumps(layout, preset, clip, subject, rng, traits)
+        light = _light(cue, subject)
+        expressions.append(motion.Expression(clip.onset, clip.apex, clip.offset, bumps, light))
+        entry = _entry(layout, clip, video, subject, bumps, head, noise_sigma, quality)
+        if manner is not None:
+            entry.update(habit=clip.habit, confounder=None if cue is None else {**cue, **({"light": light}
+                                                                                           if light else {})})
+        entries.append(entry)
     job = {
         "video": video, "base": subject.base, "weight": subject.motion_weight, "head": head,
         "expressions": expressions,
@@ -190,14 +266,19 @@ def _prepare_video(layout: Layout, preset: Preset, video: Video, subject: faceli
     return job, entries
 
 
-def _clip_bumps(layout, preset, clip: Clip, subject, rng) -> list[dict]:
+def _clip_bumps(layout, preset, clip: Clip, subject, rng, traits: dict | None = None) -> list[dict]:
     shape = subject.base.shape[:2]
     raw = aus.bumps_for(clip.aus, subject.landmarks.astype(np.float64), rng)
     if layout.kind == "macro":
         amplitude = rng.uniform(*preset.macro_amplitude)
         raw = [{**b, "sigma": b["sigma"] * 1.5} for b in raw]  # macro movements spread wider
+    elif preset.micro_amplitude_spacing == "log":  # as many clips at 0.15-0.5 px as at 0.5-2 px
+        amplitude = float(np.exp(rng.uniform(*np.log(preset.micro_amplitude))))
     else:
         amplitude = rng.uniform(*preset.micro_amplitude)
+    if traits is not None:
+        raw = pop.apply_traits(raw, traits, clip.habit)
+        amplitude *= traits["amplitude_scale"]
     bumps = aus.scale_bumps(raw, amplitude, shape)
     slope = motion.max_gradient(bumps, shape)
     if slope > 0.45:  # keep the warp smooth and invertible (no folds): shrink rather than tear
@@ -252,11 +333,24 @@ def _entry(layout, clip: Clip, video: Video | None, subject, bumps, head, noise_
     }
 
 
-def _orphan_entry(layout, preset, clip: Clip, subject, rng) -> dict:
+def _orphan_entry(layout, preset, clip: Clip, subject, rng, manner: dict | None = None) -> dict:
     """Truth for a sheet row whose folder is absent: nothing is rendered, the field is still known."""
-    bumps = _clip_bumps(layout, preset, clip, subject, rng)
+    bumps = _clip_bumps(layout, preset, clip, subject, rng, (manner or {}).get("traits"))
     head = motion.draw_head_motion(rng, subject.landmarks[30], layout.fps, (0.0, 0.0), (0.0, 0.0), clip.onset)
-    return _entry(layout, clip, None, subject, bumps, head, 0.0, None)
+    entry = _entry(layout, clip, None, subject, bumps, head, 0.0, None)
+    if manner is not None:
+        entry.update(habit=clip.habit, confounder=None)
+    return entry
+
+
+def _light(cue: dict | None, subject) -> dict | None:
+    """A clip's lighting confounder, placed on the subject's face (centre: nose tip; width: jaw)."""
+    if not cue or "light" not in cue:
+        return None
+    lm = subject.landmarks.astype(np.float64)
+    return {**cue["light"], "centre": _round(lm[30], 3), "width": round(float(np.linalg.norm(lm[16] - lm[0])), 3),
+            "model": "gain(x, y, frame) = 1 + profile(frame) * strength * clip(((x, y) - centre) . "
+                     "(cos angle, sin angle) / width, -1, 1), on the whole frame"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,6 +433,8 @@ def _jsonable(value):
 
 
 def _preset_dict(preset: Preset) -> dict:
+    """The preset's fields; knobs that are off (None) are left out, so that presets without them
+    write the same truth file as before those knobs existed."""
     from dataclasses import asdict
 
-    return _jsonable(asdict(preset))
+    return _jsonable({k: v for k, v in asdict(preset).items() if v is not None})

@@ -67,11 +67,21 @@ def _waves(w, frame, fps):
     return sum(a * np.sin(2 * np.pi * f * frame / fps + ph) for a, f, ph in w)
 
 
+def add_pulse(head: dict, onset: int, apex: int, offset: int, tx: float, ty: float, roll_deg: float) -> None:
+    """Add a head nudge that follows an expression's profile (a confounder of the hard preset)."""
+    head["pulse_model"] = "each pulse adds profile(frame; onset, apex, offset) * (tx, ty, roll_deg) to the pose"
+    head.setdefault("pulses", []).append({"onset": onset, "apex": apex, "offset": offset, "tx": tx, "ty": ty,
+                                          "roll_deg": roll_deg})
+
+
 def head_pose(head: dict, frame: int) -> tuple[float, float, float]:
     """(tx px, ty px, roll degrees) at `frame`."""
     pose = [_waves(head[k], frame, head["fps"]) for k in ("tx", "ty", "roll_deg")]
     if head["origin"] is not None:
         pose = [v - _waves(head[k], head["origin"], head["fps"]) for v, k in zip(pose, ("tx", "ty", "roll_deg"))]
+    for pulse in head.get("pulses", ()):
+        p = float(profile(frame, pulse["onset"], pulse["apex"], pulse["offset"]))
+        pose = [v + p * pulse[k] for v, k in zip(pose, ("tx", "ty", "roll_deg"))]
     return float(pose[0]), float(pose[1]), float(pose[2])
 
 
@@ -102,6 +112,7 @@ class Expression:
     apex: int
     offset: int
     bumps: list[dict]  # base coordinates
+    light: dict | None = None  # lighting-gradient change with the profile: {angle_deg, strength, centre, width}
     x0: int = 0  # origin of the inverse-field box in base coordinates
     y0: int = 0
     inverse: np.ndarray = field(default=None, repr=False)  # (2, h, w) float32 e on the box
@@ -132,6 +143,19 @@ class Expression:
                 break
         self.x0, self.y0, self.inverse = x0, y0, e
 
+    def light_gain(self, shape: tuple[int, int]) -> np.ndarray | None:
+        """(H, W) float32 relative gain change at apex, or None: strength times the position along
+        the light's direction, in units of the face width from the face centre, clipped to +-1."""
+        if self.light is None:
+            return None
+        h, w = shape
+        a = np.radians(self.light["angle_deg"])
+        cx, cy = self.light["centre"]
+        xs = (np.arange(w, dtype=np.float32)[None, :] - cx) * np.float32(np.cos(a))
+        ys = (np.arange(h, dtype=np.float32)[:, None] - cy) * np.float32(np.sin(a))
+        ramp = np.clip((xs + ys) / np.float32(self.light["width"]), -1.0, 1.0)
+        return (np.float32(self.light["strength"]) * ramp).astype(np.float32)
+
 
 def max_gradient(bumps: list[dict], shape) -> float:
     """Largest |Jacobian| entry of the field: below ~0.5 the warp is smooth and invertible."""
@@ -147,6 +171,9 @@ def head_bound(head: dict, shape) -> float:
     k = 2.0 if head["origin"] is not None else 1.0
     shift = k * (sum(abs(a) for a, _, _ in head["tx"]) + sum(abs(a) for a, _, _ in head["ty"]))
     roll = np.radians(k * sum(abs(a) for a, _, _ in head["roll_deg"]))
+    for pulse in head.get("pulses", ()):  # pulses of one video never overlap in time
+        shift += abs(pulse["tx"]) + abs(pulse["ty"])
+        roll += np.radians(abs(pulse["roll_deg"]))
     return float(shift + roll * np.hypot(*shape))
 
 
@@ -197,6 +224,7 @@ class Renderer:
         h, w = base.shape[:2]
         for ex in expressions:
             ex.prepare((h, w))
+        self.lights = [ex.light_gain((h, w)) for ex in expressions]
         # one box holds everything that can move: the person and every expression's support
         ys, xs = np.nonzero(weight > 0)
         x0, x1, y0, y1 = (xs.min(), xs.max() + 1, ys.min(), ys.max() + 1) if len(xs) else (w, 0, h, 0)
@@ -240,6 +268,11 @@ class Renderer:
             zx[sub] += p * cv2.remap(ex.inverse[0], sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
             zy[sub] += p * cv2.remap(ex.inverse[1], sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         img[self.box] = cv2.remap(self.base, zx, zy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+        for i, p in moving:
+            if self.lights[i] is not None:  # the scene's light changes with the expression (a confounder)
+                gain = 1.0 + np.float32(p) * self.lights[i]
+                lit = img.astype(np.float32) * (gain[..., None] if img.ndim == 3 else gain)
+                img = np.clip(np.rint(lit), 0, 255).astype(np.uint8)
         return img
 
     def noisy(self, frame: int) -> np.ndarray:

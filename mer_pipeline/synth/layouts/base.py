@@ -35,6 +35,7 @@ class Clip:
     on_disk: bool = True
     quirks: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+    habit: str | None = None  # the subject's habitual AU when added to `aus` (hard preset)
 
 
 @dataclass

@@ -1,0 +1,229 @@
+"""The `hard` preset: CASME II's class proportions over uneven subjects, per-subject traits, cues that
+go with the label inside a subject and not across subjects, clean macro-expressions, same seed same
+bytes, and faces that dlib still finds.
+
+Population statistics are checked on the pure drawing functions (hundreds of subjects, no pixels);
+what reaches the pixels and the truth file on one small rendered tree.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mer_pipeline.synth import PRESETS, TRUTH_FILE, generate, motion
+from mer_pipeline.synth import population as pop
+from mer_pipeline.synth.faces import detect_faces
+from mer_pipeline.synth.layouts import LAYOUTS
+from mer_pipeline.synth.presets import CASME2_COUNTS
+
+HARD = PRESETS["hard"]
+SMALL = dict(subjects=4, clips_per_subject=4, seed=10)  # 16 clips; cue kinds head, none, both, light
+IMAGE = re.compile(r"\.(jpg|png|bmp)$")
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    raw = tmp_path_factory.mktemp("hard") / "casme2"
+    generate("casme2", raw, preset="hard", **SMALL)
+    return raw
+
+
+def load_truth(raw: Path) -> dict:
+    return json.loads((raw / TRUTH_FILE).read_text())
+
+
+def frame_path(raw: Path, clip: dict, number: int) -> Path:
+    return raw / clip["folder"] / f"img{number}.jpg"
+
+
+def tree_hashes(raw: Path) -> dict[str, str]:
+    return {str(p.relative_to(raw)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(raw.rglob("*")) if p.is_file()}
+
+
+# ---------------------------------------------------------------------------------------------
+# population: class proportions, uneven subjects
+
+def test_class_counts_follow_casme2_and_subjects_are_uneven():
+    rows = pop.plan_labels(np.random.default_rng(0), LAYOUTS["casme2"], HARD.population, 26, 10)
+    counts = Counter(label for row in rows for label in row)
+    assert sum(counts.values()) == 260
+    for label, real in CASME2_COUNTS:  # 255 real clips -> 260: every class within one clip of its share
+        assert abs(counts[label] - 260 * real / 255) <= 1, (label, counts[label])
+    sizes = sorted(len(row) for row in rows)
+    assert sizes[0] <= 3 and sizes[-1] >= 20, sizes  # CASME II: 2 to ~35 clips per subject
+    main = {"others", "disgust", "happiness", "repression", "surprise"}
+    lacking = [row for row in rows if len(row) >= 8 and not main <= set(row)]
+    assert len(lacking) >= len([r for r in rows if len(r) >= 8]) / 2, "emotions are spread unevenly"
+
+
+def test_other_layouts_map_their_labels_onto_the_table():
+    smic = pop.class_weights(LAYOUTS["smic"], CASME2_COUNTS)
+    assert smic == {"negative": 63 + 27 + 7 + 2, "positive": 32, "surprise": 25}
+    samm = pop.class_weights(LAYOUTS["samm"], CASME2_COUNTS)
+    assert samm["Anger"] == samm["Contempt"] == 27  # no CASME II prototype: the table's median
+    assert max(samm[r] for r in LAYOUTS["samm"].rare) <= min(samm[c] for c in LAYOUTS["samm"].classes) / 3
+    assert pop.apportion(7, [3, 1, 1]) == [4, 2, 1] and pop.apportion(0, [1, 2]) == [0, 0]  # ties: earlier
+
+
+def test_small_tree_has_the_planned_population(tree):
+    truth = load_truth(tree)
+    counts = Counter(c["emotion"] for c in truth["clips"])
+    weights = pop.class_weights(LAYOUTS["casme2"], CASME2_COUNTS)
+    expected = dict(zip(weights, pop.apportion(16, list(weights.values()))))
+    assert counts == Counter({k: n for k, n in expected.items() if n})
+    per_subject = truth["population"]["emotions_per_subject"]
+    assert sum(sum(v.values()) for v in per_subject.values()) == 16
+    assert len({sum(v.values()) for v in per_subject.values()}) > 1, "clips per subject differ"
+    assert truth["arguments"]["preset"] == "hard" and truth["preset"]["population"]["clips_cv"] == 0.75
+
+
+# ---------------------------------------------------------------------------------------------
+# individual differences
+
+def test_traits_are_recorded_and_shape_every_clip(tree):
+    truth = load_truth(tree)
+    t = HARD.traits
+    for key, subject in truth["subjects"].items():
+        traits = subject["traits"]
+        assert t.amplitude_scale[0] <= traits["amplitude_scale"] <= t.amplitude_scale[1]
+        assert t.asymmetry[0] <= traits["asymmetry"] <= t.asymmetry[1] and traits["weak_side"] in "RL"
+        assert traits["habitual_au"] in t.habitual_aus
+        assert t.habit_strength[0] <= traits["habit_strength"] <= t.habit_strength[1]
+        geometry = subject["identity"]["geometry"]
+        assert max(abs(v) for v in geometry.values()) <= HARD.identity_strength * 0.10 + 1e-9
+    for clip in truth["clips"]:
+        traits = truth["subjects"][f"casme2/{clip['subject']}"]["traits"]
+        habit = traits["habitual_au"]
+        numbers = [int(tok.lstrip("LR")) for tok in clip["au_tokens"]]
+        assert int(habit.lstrip("LR")) in numbers  # shown with every expression ...
+        assert clip["habit"] in (habit, None)  # ... added unless the emotion moves that AU already
+        if clip["habit"]:
+            assert habit in clip["au_tokens"] and (clip["annotated"] is None
+                                                   or habit in clip["annotated"]["action_units"].split("+"))
+        assert clip["amplitude"] <= HARD.micro_amplitude[1] * traits["amplitude_scale"] + 1e-3
+        # the weak side moves (1 - asymmetry) times as much (the sides also differ by up to 15 % by chance)
+        side = {s: sum(np.hypot(b["u"], b["v"]) for b in clip["field"]["bumps"]
+                       if b["side"] == s and int(b["au"]) != int(habit.lstrip("LR"))) for s in "RL"}
+        weak, strong = side[traits["weak_side"]], side["L" if traits["weak_side"] == "R" else "R"]
+        if weak and strong:
+            assert 0.85 * (1 - traits["asymmetry"]) - 1e-6 <= weak / strong <= (1 - traits["asymmetry"]) / 0.85 + 1e-6
+
+
+# ---------------------------------------------------------------------------------------------
+# confounders
+
+def cue_vector(cue: dict) -> np.ndarray:
+    light = cue.get("light", {"angle_deg": 0.0, "strength": 0.0})
+    head = cue.get("head", {"tx": 0.0, "ty": 0.0, "roll_deg": 0.0})
+    a = np.radians(light["angle_deg"])
+    return np.array([10 * light["strength"] * np.cos(a), 10 * light["strength"] * np.sin(a),
+                     head["tx"], head["ty"], 5 * head["roll_deg"]])
+
+
+def test_confounders_predict_the_label_within_a_subject_but_not_across():
+    labels = LAYOUTS["casme2"].classes
+    rng = np.random.default_rng(0)
+    subjects = [pop.draw_confounders(np.random.default_rng(s), HARD.confounders, labels) for s in range(200)]
+    subjects = [s for s in subjects if s["kind"] != "none"]
+    assert 0.6 < len(subjects) / 200 < 0.9  # fraction 0.75 of subjects have cues
+    # each subject: 3 clips per emotion (cues jittered per clip)
+    data = [[(label, cue_vector(pop.clip_cue(rng, s, label, HARD.confounders.jitter))) for label in labels
+             for _ in range(3)] for s in subjects]
+
+    def nearest(centroids: dict, x):
+        return min(centroids, key=lambda k: np.linalg.norm(centroids[k] - x))
+
+    within = across = n = 0
+    for i, clips in enumerate(data):
+        for j, (label, x) in enumerate(clips):  # within: centroids from the subject's other clips
+            others = [c for k, c in enumerate(clips) if k != j]
+            within += nearest({lab: np.mean([v for l2, v in others if l2 == lab], axis=0) for lab in labels}, x) == label
+            n += 1
+        pooled = [c for k, d in enumerate(data) if k != i for c in d]  # across: other subjects only (LOSO)
+        centroids = {lab: np.mean([v for l2, v in pooled if l2 == lab], axis=0) for lab in labels}
+        across += sum(nearest(centroids, x) == label for label, x in clips)
+    assert within / n > 0.9, within / n
+    assert across / n < 1 / len(labels) + 0.1, across / n  # chance level
+
+
+def test_confounders_are_recorded_and_rendered(tree):
+    truth = load_truth(tree)
+    lit = 0
+    for clip in (c for c in truth["clips"] if c["on_disk"]):
+        subject = truth["subjects"][f"casme2/{clip['subject']}"]["confounders"]
+        if subject["kind"] == "none":
+            assert clip["confounder"] is None and "pulses" not in clip["head"]
+            continue
+        cue, own = clip["confounder"], subject["cues"][clip["emotion"]]
+        assert set(cue) == set(own)  # light and/or head, as the subject's kind says
+        if "head" in cue:  # the nudge is part of the recorded head pose at apex
+            (pulse,) = clip["head"]["pulses"]
+            assert (pulse["onset"], pulse["apex"], pulse["offset"]) == (clip["onset"], clip["apex"], clip["offset"])
+            assert np.hypot(cue["head"]["tx"] - own["head"]["tx"], cue["head"]["ty"] - own["head"]["ty"]) < \
+                0.4 * np.hypot(own["head"]["tx"], own["head"]["ty"])
+            still = {k: v for k, v in clip["head"].items() if k != "pulses"}
+            moved = np.subtract(motion.head_pose(clip["head"], clip["apex"]), motion.head_pose(still, clip["apex"]))
+            assert np.allclose(moved, [pulse["tx"], pulse["ty"], pulse["roll_deg"]], atol=1e-9)
+        if "light" in cue:  # the apex frame is lit by the recorded gradient: compare blurred frames
+            assert abs(cue["light"]["strength"] / own["light"]["strength"] - 1) <= HARD.confounders.jitter + 1e-3
+            onset = cv2.imread(str(frame_path(tree, clip, clip["onset"])), cv2.IMREAD_GRAYSCALE).astype(np.float32)
+            apex = cv2.imread(str(frame_path(tree, clip, clip["apex"])), cv2.IMREAD_GRAYSCALE).astype(np.float32)
+            ratio = cv2.GaussianBlur(apex, (0, 0), 30) / (cv2.GaussianBlur(onset, (0, 0), 30) + 1) - 1
+            gain = motion.Expression(0, 1, 2, [], cue["light"]).light_gain(onset.shape)
+            cx, cy = (int(v) for v in cue["light"]["centre"])
+            r = int(cue["light"]["width"] * 0.35)
+            window = (slice(cy - r, cy + r), slice(cx - r, cx + r))  # the inner face
+            seen, planted = ratio[window].ravel(), gain[window].ravel()
+            assert np.corrcoef(seen, planted)[0, 1] > 0.9, clip["sample_id"]
+            assert 0.7 < np.polyfit(planted, seen, 1)[0] < 1.4, clip["sample_id"]  # about the planted gain
+            lit += 1
+    assert lit, "the small tree should have a clip with a lighting cue (choose another SMALL seed)"
+
+
+# ---------------------------------------------------------------------------------------------
+# faces, determinism, macro
+
+@pytest.mark.slow
+def test_dlib_finds_each_subject_on_its_onset_frame(tree):
+    truth = load_truth(tree)
+    seen = set()
+    for clip in truth["clips"]:
+        if not clip["on_disk"] or clip["subject"] in seen:
+            continue
+        seen.add(clip["subject"])
+        grey = cv2.imread(str(frame_path(tree, clip, clip["onset"])), cv2.IMREAD_GRAYSCALE)
+        faces = detect_faces(grey, 0)
+        assert len(faces) == 1, (clip["sample_id"], len(faces))
+        m = np.array(clip["head"]["onset_transform"])
+        planted = np.array(truth["subjects"][f"casme2/{clip['subject']}"]["landmarks"]) @ m[:, :2].T + m[:, 2]
+        assert np.median(np.linalg.norm(faces[0][1] - planted, axis=1)) < 3.0, clip["sample_id"]
+    assert len(seen) == SMALL["subjects"]
+
+
+def test_same_seed_same_bytes_other_seed_other_people(tmp_path):
+    generate("casme2", tmp_path / "a", preset="hard", subjects=2, clips_per_subject=1, seed=11, workers=1)
+    generate("casme2", tmp_path / "b", preset="hard", subjects=2, clips_per_subject=1, seed=11, workers=2)
+    assert tree_hashes(tmp_path / "a") == tree_hashes(tmp_path / "b")
+    rng = {s: pop.draw_traits(np.random.default_rng(s), HARD.traits) for s in (1, 2)}
+    assert rng[1] != rng[2]
+
+
+def test_macro_stays_clean_and_strong(tmp_path):
+    generate("ckplus", tmp_path / "ck", preset="hard", subjects=2, clips_per_subject=2, seed=1)
+    truth = load_truth(tmp_path / "ck")
+    easy = PRESETS["easy"]
+    assert not {"population", "traits", "confounders"} & set(truth["preset"])
+    assert tuple(truth["preset"]["noise_sigma"]) == easy.noise_sigma
+    assert tuple(truth["preset"]["head_translation"]) == easy.head_translation
+    assert all("traits" not in s and "confounders" not in s for s in truth["subjects"].values())
+    for clip in truth["clips"]:
+        assert 5.0 - 1e-3 <= clip["amplitude"] <= 15.0 + 1e-3 and clip["noise_sigma"] <= easy.noise_sigma[1]
+        assert "habit" not in clip and "pulses" not in clip["head"]
