@@ -229,3 +229,19 @@ def test_device_cuda_without_cuda_is_a_clear_error(fake_root, tmp_path):  # noqa
     result = CliRunner().invoke(main, ["--shards", str(fake_root), "--device", "cuda", "--out", str(tmp_path / "r")])
     assert result.exit_code == 1
     assert "sees no CUDA device; use --device cpu (or auto, which falls back to the CPU)" in result.output
+
+
+def test_compare_table_has_per_dataset_columns_for_a_composite():
+    from mer_train.ablation import markdown_table, mean_std
+
+    def metrics(uf1, uar):
+        part = {"uf1": uf1, "uar": uar}
+        return {"overall": part, "per_dataset": {"casme2": part, "samm": {"uf1": uf1 / 2, "uar": uar / 2}}}
+
+    table = markdown_table({"erm": [metrics(0.5, 0.6), metrics(0.7, 0.8)]}, [0, 1], "megc2019-3")
+    assert table.splitlines()[2:] == [
+        "| method | UF1 | UAR | casme2 UF1 | casme2 UAR | samm UF1 | samm UAR |",
+        "|---|---|---|---|---|---|---|",
+        "| erm | 0.600 ± 0.141 | 0.700 ± 0.141 | 0.600 ± 0.141 | 0.700 ± 0.141 | 0.300 ± 0.071 | 0.350 ± 0.071 |",
+    ]
+    assert mean_std([0.5]) == "0.500 ± 0.000"
