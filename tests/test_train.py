@@ -245,3 +245,18 @@ def test_compare_table_has_per_dataset_columns_for_a_composite():
         "| erm | 0.600 ± 0.141 | 0.700 ± 0.141 | 0.600 ± 0.141 | 0.700 ± 0.141 | 0.300 ± 0.071 | 0.350 ± 0.071 |",
     ]
     assert mean_std([0.5]) == "0.500 ± 0.000"
+
+
+def test_a_composite_is_one_loso_over_the_subjects_of_every_dataset(fake_root, tmp_path):  # noqa: F811
+    write_fake_set(tmp_path / "samm", dataset="samm", kind="micro", emotions=("Anger", "Happiness", "Surprise", "Fear"),
+                   subjects=3, per_emotion=1, amplitude=0.3, noise=0.1, seed=3)
+    result = mer_train.train(CI, shards=[str(fake_root), str(tmp_path / "samm")], method="erm", steps=3,
+                             out=str(tmp_path / "run"))
+    metrics = result.metrics
+    assert metrics["class_set"] == "megc2019-3"  # inferred from two datasets
+    assert len(metrics["folds"]) == SUBJECTS + 3
+    assert {f["subject"] for f in metrics["folds"]} >= {"samm/sub00", "casme2/sub00"}
+    # CASME II: fear and others dropped (40 left); SAMM: fear is negative (12 kept)
+    assert metrics["per_dataset"]["casme2"]["n"] == 40 and metrics["per_dataset"]["samm"]["n"] == 12
+    assert metrics["overall"]["n"] == 52
+    assert metrics["dropped"]["micro"] == {"casme2:Others": 10, "casme2:fear": 10}
