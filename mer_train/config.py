@@ -59,7 +59,7 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with `changes` applied and checked like any override."""
-        return build_config(self.to_dict(), changes, source="overrides")
+        return build_config(self.to_dict(), changes, source="the config")
 
 
 FIELDS = {f.name: f for f in fields(TrainConfig)}
@@ -89,10 +89,11 @@ def load_config(path: str | os.PathLike | None = None, overrides: Mapping[str, A
 
 
 def build_config(values: Mapping[str, Any], overrides: Mapping[str, Any], *, source: str) -> TrainConfig:
-    merged = dict(_checked(values, source))
-    merged.update(_checked(overrides, "overrides"))
-    config = TrainConfig(**{k: _coerce(k, v, source) for k, v in merged.items()})
-    _validate(config, source)
+    """`values` (read from `source`) with `overrides` on top; errors name where each value came from."""
+    origin = {key: source for key in _checked(values, source)} | {key: "overrides" for key in _checked(overrides, "overrides")}
+    merged = {**values, **overrides}
+    config = TrainConfig(**{k: _coerce(k, v, origin[k]) for k, v in merged.items()})
+    _validate(config, origin)
     return config
 
 
@@ -162,16 +163,19 @@ def _kind(name: str) -> str:
     return {bool: "true or false", int: "an integer", float: "a number"}.get(type(default), "text")
 
 
-def _validate(config: TrainConfig, source: str) -> None:
+def _validate(config: TrainConfig, origin: dict[str, str]) -> None:
+    def where(name: str) -> str:
+        return origin.get(name, "the defaults")
+
     for name, choices in _CHOICES.items():
         value = getattr(config, name)
         if value is not None and value not in choices:
-            raise ConfigError(f"{name} = {value!r} in {source}: choose one of {', '.join(choices)}")
+            raise ConfigError(f"{name} = {value!r} in {where(name)}: choose one of {', '.join(choices)}")
     for name in _POSITIVE:
         if getattr(config, name) < 1:
-            raise ConfigError(f"{name} = {getattr(config, name)} in {source}: must be at least 1")
+            raise ConfigError(f"{name} = {getattr(config, name)} in {where(name)}: must be at least 1")
     for name in ("inner_steps", "seed", "threads"):
         if getattr(config, name) < 0:
-            raise ConfigError(f"{name} = {getattr(config, name)} in {source}: must not be negative")
+            raise ConfigError(f"{name} = {getattr(config, name)} in {where(name)}: must not be negative")
     if config.input_size < 8:
-        raise ConfigError(f"input_size = {config.input_size} in {source}: must be at least 8")
+        raise ConfigError(f"input_size = {config.input_size} in {where('input_size')}: must be at least 8")

@@ -79,3 +79,10 @@ def test_cli_reports_an_unknown_key_in_the_config_file(tmp_path):
     result = CliRunner().invoke(main, ["--shards", str(tmp_path), "--config", str(path)])
     assert result.exit_code == 1
     assert result.output == f"Error: unknown config key 'meta_btach' in {path}; did you mean 'meta_batch'?\n"
+
+
+def test_a_bad_override_is_blamed_on_the_override_not_the_file():
+    with pytest.raises(ConfigError, match=r"^steps = 0 in overrides: must be at least 1$"):
+        load_config(CONFIGS / "ci.yaml", {"steps": 0})
+    with pytest.raises(ConfigError, match=r"^steps = 'x' in overrides: expected an integer$"):
+        load_config(CONFIGS / "ci.yaml", {"steps": "x"})
