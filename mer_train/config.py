@@ -90,7 +90,8 @@ def load_config(path: str | os.PathLike | None = None, overrides: Mapping[str, A
 
 def build_config(values: Mapping[str, Any], overrides: Mapping[str, Any], *, source: str) -> TrainConfig:
     """`values` (read from `source`) with `overrides` on top; errors name where each value came from."""
-    origin = {key: source for key in _checked(values, source)} | {key: "overrides" for key in _checked(overrides, "overrides")}
+    origin = {key: source for key in _checked(values, source)}
+    origin |= {key: "overrides" for key in _checked(overrides, "overrides")}
     merged = {**values, **overrides}
     config = TrainConfig(**{k: _coerce(k, v, origin[k]) for k, v in merged.items()})
     _validate(config, origin)
