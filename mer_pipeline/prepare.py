@@ -166,7 +166,8 @@ def prepare(dataset: str, raw: Path | None, out: Path, *, annotations: Path | No
         recorded = _check_existing(out, digest, overwrite)
         plan = [samples[i:i + shard_size] for i in range(0, len(samples), shard_size)]
         results = _run(plan, config, out, dataset, digest, workers, scheduler, fail_fast, progress, overwrite, recorded)
-        _remove_stale(out, {r["file"] for r in results})
+        written = [r for r in results if r["file"]]  # a shard whose worker kept dying has no file
+        _remove_stale(out, {r["file"] for r in written})
 
         failures = [f.to_json() for f in scan.failures] + [f for r in results for f in r["failures"]]
         failures.sort(key=lambda f: (f["sample_id"], f["stage"]))
@@ -176,8 +177,8 @@ def prepare(dataset: str, raw: Path | None, out: Path, *, annotations: Path | No
         classes = Counter(e for r in results for e in r["emotions"])
         write_manifest(out, dataset=dataset, config=recipe, failed=len(failures), class_counts=dict(classes),
                        pipeline_version=__version__,
-                       shards=[{"file": r["file"], "n": r["n"], "sha256": r["sha256"]} for r in results])
-    return PrepareSummary(out, sum(r["n"] for r in results), len(failures), len(results),
+                       shards=[{"file": r["file"], "n": r["n"], "sha256": r["sha256"]} for r in written])
+    return PrepareSummary(out, sum(r["n"] for r in results), len(failures), len(written),
                           sum(r["reused"] for r in results), time.perf_counter() - started)
 
 
@@ -257,7 +258,8 @@ def _run(plan, config, out, dataset, digest, workers, scheduler, fail_fast, prog
 
 
 def _run_dask(plan, todo, config, out, dataset, digest, workers, scheduler, fail_fast, bar, landmarks) -> dict[int, dict]:
-    from distributed import Client, LocalCluster, as_completed
+    import dask
+    from distributed import Client, KilledWorker, LocalCluster, as_completed
 
     with contextlib.ExitStack() as stack:
         if scheduler:
@@ -265,9 +267,12 @@ def _run_dask(plan, todo, config, out, dataset, digest, workers, scheduler, fail
         else:
             n = workers or os.cpu_count() or 1
             # Loopback only; the scheduler's HTTP routes on any free port (None would still take 8787).
-            cluster = stack.enter_context(LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                                       host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                                       silence_logs=logging.ERROR))
+            # One task per worker at a time: a worker that dies (a crash in native code, out of memory)
+            # then takes only the shard it was running with it, not one queued behind it.
+            with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+                cluster = stack.enter_context(LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                                           host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                                           silence_logs=logging.ERROR))
             client = stack.enter_context(Client(cluster))
         client.subscribe_topic(PROGRESS_TOPIC, lambda event: bar.update(1))
         futures = {client.submit(build_shard, i, plan[i], config, str(out), dataset, digest, fail_fast, landmarks,
@@ -282,11 +287,27 @@ def _run_dask(plan, todo, config, out, dataset, digest, workers, scheduler, fail
                 for other in futures:
                     other.cancel()
                 raise
+            except KilledWorker as error:  # the scheduler gave up after several dead workers
+                results[index] = _lost_shard(index, plan[index], error)
+                if fail_fast:
+                    for other in futures:
+                        other.cancel()
+                    raise MerError(results[index]["failures"][0]["message"]) from error
             done = start + sum(len(plan[i]) for i in results)
             if bar.n < done:  # events can arrive late; keep the bar honest
                 bar.update(done - bar.n)
         client.unsubscribe_topic(PROGRESS_TOPIC)
         return results
+
+
+def _lost_shard(index: int, samples: list[Sample], error: Exception) -> dict:
+    """The result of a shard whose worker process died on every attempt: its clips are failures."""
+    ids = ", ".join(s.sample_id for s in samples)
+    message = (f"the Dask worker process died on every attempt at shard {index} ({ids}): a crash in native code "
+               "or out of memory. Rerun mer-prep to retry these clips; to find the one at fault, run them with "
+               f"--scheduler synchronous ({type(error).__name__})")
+    failures = [Failure(s.sample_id, "worker", "KilledWorker", message).to_json() for s in samples]
+    return {"file": None, "n": 0, "sha256": None, "failures": failures, "emotions": [], "reused": False}
 
 
 def _remove_stale(out: Path, keep: set[str]) -> None:
