@@ -25,7 +25,7 @@ demo: install
 	@test -f $(DEMO)/raw/ckplus/synth_truth.json || $(BIN)/mer-prep synth ckplus $(DEMO)/raw/ckplus
 	$(BIN)/mer-prep ckplus $(DEMO)/raw/ckplus $(DEMO)/shards/ckplus
 	$(BIN)/mer-prep inspect $(DEMO)/shards/casme2 -o $(DEMO)/contact_sheet.png
-	$(BIN)/mer-train --shards $(DEMO)/shards --config configs/lightman.yaml --out $(DEMO)/runs/lightman
+	$(BIN)/mer-train --shards $(DEMO)/shards --config configs/cpu.yaml --out $(DEMO)/runs/lightman
 	@echo
 	@echo "raw synthetic trees:  $(DEMO)/raw/{casme2,ckplus}  (ground truth in synth_truth.json)"
 	@echo "shards:               $(DEMO)/shards/{casme2,ckplus}  (mer-shards/1, see docs/shard-format.md)"

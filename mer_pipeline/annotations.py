@@ -7,6 +7,7 @@ sheet is never silently applied to another.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, Iterable
 from .errors import AnnotationError
 
 Row = dict[str, Any]
+log = logging.getLogger(__name__)
 
 
 def read_table(path: Path, sheet: str | None = None) -> list[list[Any]]:
@@ -214,9 +216,11 @@ def apply_fixes(rows: list[Row], fixes: list[Fix], key: tuple[str, str], source:
     """Apply `fixes` in place to rows matched by (subject, clip) under the column names `key`.
 
     A fix applies only when the cell's current value equals `old` (compared as text); a cell that
-    already holds `new` is left alone (a later copy of the sheet carries the correction); any other
-    value raises AnnotationError. Fixes for rows absent from this
-    copy of the sheet are skipped and reported. Returns one note per fix, applied or skipped.
+    already holds `new` is left alone (a later copy of the sheet carries the correction). Any other
+    value means this copy of the sheet is not the one the fix was written for: the fix is refused,
+    and the row is marked `_refused` with the reason, so that the adapter reports that one sample
+    as a failure (check it by hand) and the rest of the dataset goes on. Fixes for rows absent from
+    this copy are skipped. Returns one note per fix: applied, skipped or refused.
     """
     subject_col, clip_col = key
     index = {(norm_key(r.get(subject_col)), as_text(r.get(clip_col))): r for r in rows}
@@ -231,11 +235,13 @@ def apply_fixes(rows: list[Row], fixes: list[Fix], key: tuple[str, str], source:
             notes.append(f"fix {fix.subject}/{fix.clip} {fix.field}: already {fix.new} in this sheet, skipped")
             continue
         if current != fix.old:
-            raise AnnotationError(
-                f"{source}: fix for {fix.subject}/{fix.clip} expects {fix.field} = {fix.old!r} but the sheet "
-                f"(row {row.get('_row')}) has {current!r}; this copy of the sheet differs from the one the fix "
-                "was written for: check the row by hand"
-            )
+            reason = (f"{source}: fix for {fix.subject}/{fix.clip} expects {fix.field} = {fix.old!r} but the sheet "
+                      f"(row {row.get('_row')}) has {current!r}; this copy of the sheet differs from the one the fix "
+                      "was written for: check the row by hand")
+            row["_refused"] = reason
+            log.warning("%s", reason)
+            notes.append(f"fix {fix.subject}/{fix.clip} {fix.field}: refused ({fix.field} is {current!r}, not {fix.old!r})")
+            continue
         row[fix.field] = fix.new
         row.setdefault("_notes", []).append(f"{fix.field} {fix.old} -> {fix.new}: {fix.reason}")
         notes.append(f"fix {fix.subject}/{fix.clip} {fix.field}: {fix.old} -> {fix.new} ({fix.reason})")

@@ -87,8 +87,36 @@ def test_fix_applies_when_old_matches():
 def test_fix_refuses_a_mismatching_old_value():
     rows = _rows()
     rows[0]["OffsetFrame"] = 107
-    with pytest.raises(AnnotationError, match="expects OffsetFrame = '106'"):
-        apply_fixes(rows, [Fix("12", "EP09_06", "OffsetFrame", "106", "111", "typo")], ("Subject", "Filename"), Path("s"))
+    notes = apply_fixes(rows, [Fix("12", "EP09_06", "OffsetFrame", "106", "111", "typo")], ("Subject", "Filename"), Path("s"))
+    assert rows[0]["OffsetFrame"] == 107  # not applied
+    assert "refused" in notes[0]
+    assert "expects OffsetFrame = '106'" in rows[0]["_refused"] and "row 5" in rows[0]["_refused"]
+
+
+def test_refused_fix_fails_only_that_sample(tmp_path):
+    """A copy of the CASME II sheet whose sub12/EP09_06 differs from the fix's `old`: that row is
+    reported, every other row still becomes a sample."""
+    import cv2
+    import numpy as np
+
+    from mer_pipeline.datasets import get_adapter
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None, "Action Units",
+                  "Estimated Emotion"])
+    sheet.append(["12", "EP09_06", None, 10, 12, 194, None, "12", "happiness"])
+    sheet.append(["12", "EP09_07", None, 10, 12, 14, None, "12", "happiness"])
+    book.save(tmp_path / "CASME2-coding-20190701.xlsx")
+    for clip in ("EP09_06", "EP09_07"):
+        folder = tmp_path / "CASME2_RAW_selected" / "sub12" / clip
+        folder.mkdir(parents=True)
+        for n in range(10, 15):
+            cv2.imwrite(str(folder / f"img{n}.jpg"), np.zeros((8, 8), np.uint8))
+    result = get_adapter("casme2").scan(tmp_path)
+    assert [s.sample_id for s in result.samples] == ["casme2/sub12/EP09_07"]
+    assert [f.sample_id for f in result.failures] == ["casme2/sub12/EP09_06"]
+    assert "check the row by hand" in result.failures[0].message
 
 
 def test_fix_already_corrected_is_skipped():

@@ -105,9 +105,11 @@ def test_missing_video_is_a_failure_naming_the_row(part_a, tmp_path):
 
 
 def test_fix_against_a_different_copy_refuses(tmp_path):
+    """The fix is refused (not applied) and only that row becomes an error naming the cause."""
     rows = [ME_HEADER, ["spNO.149", "d", "112", "99", "358", "T28+14", "VII", "fear"]]
-    with pytest.raises(AnnotationError, match="check the row by hand"):
-        parse_table(rows, tmp_path / "other_copy.xlsx")
+    (label,) = parse_table(rows, tmp_path / "other_copy.xlsx")
+    assert label.apex == 99
+    assert label.error and "check the row by hand" in label.error
 
 
 def write_xls(path: Path, sheets: dict):

@@ -80,6 +80,9 @@ def scan(raw: Path, annotations: Path | None = None) -> ScanResult:
             result.failures.append(Failure(sample_id, "adapter", "AnnotationError", f"{where}: duplicate row for {subject}/{clip}; kept the first"))
             continue
         seen.add(key)
+        if row.get("_refused"):
+            result.failures.append(Failure(sample_id, "adapter", "AnnotationError", row["_refused"]))
+            continue
         onset, apex, offset = (as_int(row[c]) for c in ("OnsetFrame", "ApexFrame", "OffsetFrame"))
         try:
             apex, offset, notes = check_frames(onset, apex, offset)

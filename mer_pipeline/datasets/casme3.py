@@ -109,7 +109,9 @@ def _label_a(row: dict, columns: dict[str, str], source: Path, macro: bool) -> L
                   notes=list(row.get("_notes", [])), extra={"video": letter})
     if as_text(cell("objective_class")):
         label.extra["objective_class"] = as_text(cell("objective_class"))
-    if not re.fullmatch(_SUBJECT_A, subject, re.IGNORECASE):
+    if row.get("_refused"):
+        label.error = row["_refused"]
+    elif not re.fullmatch(_SUBJECT_A, subject, re.IGNORECASE):
         label.error = f"Subject {cell('subject')!r} is not a CAS(ME)^3 subject (spNO.<k>)"
     elif not letter:
         label.error = "Filename is empty"
