@@ -140,9 +140,14 @@ def train_fold(config: TrainConfig, data: MerData, fold: int, test_subject: str,
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     curve, start = [], time.perf_counter()
-    for _ in tqdm(range(config.steps), desc=f"fold {fold} ({test_subject})", leave=False, disable=not progress):
+    for step in tqdm(range(config.steps), desc=f"fold {fold} ({test_subject})", leave=False, disable=not progress):
         with autocast:
             loss = outer_loss(model, params, config, data.x, data.y, sampler, align)
+        if not torch.isfinite(loss):  # stop before the weights (and any checkpoint) are poisoned
+            raise TrainError(
+                f"fold {fold} ({test_subject}): the training loss is {loss.item()} at step {step + 1} of "
+                f"{config.steps}; this fold is not saved (completed folds keep their checkpoints). Check the "
+                f"shards for NaN or infinite flow values, or lower lr (now {config.lr})")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
