@@ -260,10 +260,13 @@ def find_shard_sets(path: Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise ShardError(f"{path}: no such folder; pass a shard set made by mer-prep (a folder with {MANIFEST})")
+    if any((path / SHARD_DIR).glob("*.h5")):
+        load_manifest(path)  # shards but no manifest: an interrupted mer-prep run; its message says so
     sets = sorted(child for child in path.iterdir() if (child / MANIFEST).is_file())
     if not sets:
+        hint = f": pass its parent {path.parent}" if (path.parent / MANIFEST).is_file() else ""
         raise ShardError(
-            f"{path}: neither a shard set nor a folder of shard sets (no {MANIFEST} here or one level down); "
+            f"{path}: neither a shard set nor a folder of shard sets (no {MANIFEST} here or one level down{hint}); "
             "make one with `mer-prep DATASET RAW OUT`"
         )
     return sets
