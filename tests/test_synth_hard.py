@@ -181,11 +181,26 @@ def test_confounders_are_recorded_and_rendered(tree):
             cx, cy = (int(v) for v in cue["light"]["centre"])
             r = int(cue["light"]["width"] * 0.35)
             window = (slice(cy - r, cy + r), slice(cx - r, cx + r))  # the inner face
-            seen, planted = ratio[window].ravel(), gain[window].ravel()
-            assert np.corrcoef(seen, planted)[0, 1] > 0.9, clip["sample_id"]
-            assert 0.7 < np.polyfit(planted, seen, 1)[0] < 1.4, clip["sample_id"]  # about the planted gain
+            seen, planted = ratio[window].ravel(), gain[window].ravel()  # head drift and AUs blur the match
+            assert np.corrcoef(seen, planted)[0, 1] > 0.75, clip["sample_id"]
+            assert 0.5 < np.polyfit(planted, seen, 1)[0] < 2.0, clip["sample_id"]  # about the planted gain
             lit += 1
     assert lit, "the small tree should have a clip with a lighting cue (choose another SMALL seed)"
+
+
+def test_light_cue_scales_the_frame_by_its_gain_along_the_profile():
+    base = np.full((120, 160, 3), 100, np.uint8)
+    light = {"angle_deg": 30.0, "strength": 0.03, "centre": [80.0, 60.0], "width": 80.0}
+    still = [{"au": 12, "side": "R", "x": 80.0, "y": 60.0, "sigma": 5.0, "u": 0.0, "v": 0.0}]
+    expression = motion.Expression(10, 14, 20, still, light)
+    head = motion.draw_head_motion(np.random.default_rng(0), (80, 60), 200.0, (0, 0), (0, 0), origin=10)
+    renderer = motion.Renderer(base, np.ones((120, 160), np.float32), head, [expression], None, None, None)
+    gain = expression.light_gain((120, 160))
+    assert np.abs(gain).max() == pytest.approx(0.03)
+    assert np.array_equal(renderer.clean(10), base) and np.array_equal(renderer.clean(20), base)
+    expected = np.clip(np.rint(100 * (1 + gain)), 0, 255).astype(np.uint8)
+    assert np.array_equal(renderer.clean(14), np.repeat(expected[..., None], 3, axis=2))
+    assert np.abs(renderer.clean(12).astype(int) - 100).max() < np.abs(expected.astype(int) - 100).max()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ base coordinates, p(t) in [0, 1] its temporal profile, A_t the rigid head pose):
 
     content at base point x of the head is shown at   A_t(x + p(t) d(x))
 
-(the background stays still and the torso follows the head partly; see `Renderer`).
+(the background stays still and the torso follows the head partly; see `Renderer`). The hard preset's
+confounders add head nudges to A_t (`add_pulse`) and multiply the frame by a lighting gradient that
+follows the expression's profile (`Expression.light`).
 
 Rendering is one backward warp per frame (`cv2.remap`, float32 maps, INTER_LINEAR): output pixel y
 samples the base at  z + p(t) e(z),  z = A_t^-1(y),  where e is the inverse of d

@@ -114,10 +114,10 @@ PRESETS: dict[str, Preset] = {
         traits=Traits(amplitude_scale=(0.5, 1.5), asymmetry=(0.0, 0.5),
                       habitual_aus=("4", "7", "14", "17", "24", "R2", "L2", "R12", "L12"),
                       habit_strength=(0.25, 0.6)),
-        confounders=Confounders(fraction=0.75, light=(0.04, 0.12), head_shift=(0.3, 1.2),
+        confounders=Confounders(fraction=0.75, light=(0.01, 0.03), head_shift=(0.3, 1.2),
                                 head_roll_deg=(0.0, 0.15), jitter=0.15),
         macro_nuisances="easy",
-        default_sizes=(("casme2", 26, 10),),
+        default_sizes=(("casme2", 26, 10), ("ckplus", 20, 6)),
     ),
 }
 
