@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import Counter
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from mer_pipeline.synth.presets import CASME2_COUNTS
 
 HARD = PRESETS["hard"]
 SMALL = dict(subjects=4, clips_per_subject=4, seed=10)  # 16 clips; cue kinds head, none, both, light
-IMAGE = re.compile(r"\.(jpg|png|bmp)$")
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +143,8 @@ def test_confounders_predict_the_label_within_a_subject_but_not_across():
     for i, clips in enumerate(data):
         for j, (label, x) in enumerate(clips):  # within: centroids from the subject's other clips
             others = [c for k, c in enumerate(clips) if k != j]
-            within += nearest({lab: np.mean([v for l2, v in others if l2 == lab], axis=0) for lab in labels}, x) == label
+            centroids = {lab: np.mean([v for l2, v in others if l2 == lab], axis=0) for lab in labels}
+            within += nearest(centroids, x) == label
             n += 1
         pooled = [c for k, d in enumerate(data) if k != i for c in d]  # across: other subjects only (LOSO)
         centroids = {lab: np.mean([v for l2, v in pooled if l2 == lab], axis=0) for lab in labels}
@@ -242,3 +241,31 @@ def test_macro_stays_clean_and_strong(tmp_path):
     for clip in truth["clips"]:
         assert 5.0 - 1e-3 <= clip["amplitude"] <= 15.0 + 1e-3 and clip["noise_sigma"] <= easy.noise_sigma[1]
         assert "habit" not in clip and "pulses" not in clip["head"]
+
+
+def test_default_sizes_are_casme2s_and_a_larger_ckplus():
+    from mer_pipeline.synth.generate import _default_size
+
+    assert _default_size(HARD, LAYOUTS["casme2"]) == (26, 10)  # 260 clips; CASME II has 255 over 26 subjects
+    assert _default_size(HARD, LAYOUTS["ckplus"]) == (20, 6)
+    assert _default_size(HARD, LAYOUTS["samm"]) == (LAYOUTS["samm"].default_subjects, LAYOUTS["samm"].default_clips)
+    assert _default_size(PRESETS["default"], LAYOUTS["casme2"]) == (12, 6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", ["samm", "casme3"])
+def test_other_micro_layouts_parse_back_with_habits_in_their_sheets(tmp_path, dataset):
+    from mer_pipeline.datasets import get_adapter
+
+    raw = tmp_path / dataset
+    generate(dataset, raw, preset="hard", subjects=2, clips_per_subject=3, seed=3, quirks=True, workers=1)
+    truth = load_truth(raw)
+    samples = {s.sample_id: s for s in get_adapter(dataset).scan(raw).samples}
+    checked = 0
+    for clip in truth["clips"]:
+        if clip["sample_id"] not in samples:
+            continue  # quirks the adapter rejects (tests/test_datasets_synth.py)
+        sample, sheet = samples[clip["sample_id"]], clip["annotated"]
+        assert sample.emotion == sheet["emotion"] and sample.action_units == sheet["action_units"]
+        checked += bool(clip["habit"])
+    assert checked, "some clip carries its subject's habitual AU in the sheet"

@@ -54,9 +54,7 @@ def generate(dataset: str, out: Path, *, subjects: int | None = None, clips_per_
     started = time.perf_counter()
     layout = get_layout(dataset)
     difficulty = effective_preset(get_preset(preset), layout.kind)
-    default_subjects, default_clips = dict(
-        ((d, (s, c)) for d, s, c in difficulty.default_sizes or ())).get(layout.name, (layout.default_subjects,
-                                                                                       layout.default_clips))
+    default_subjects, default_clips = _default_size(difficulty, layout)
     n_subjects = default_subjects if subjects is None else int(subjects)
     per_subject = default_clips if clips_per_subject is None else int(clips_per_subject)
     if n_subjects < 1 or per_subject < 1:
@@ -178,6 +176,14 @@ def _clear(out: Path, layout: Layout, overwrite: bool) -> None:
             shutil.rmtree(path)
         else:
             path.unlink()
+
+
+def _default_size(preset: Preset, layout: Layout) -> tuple[int, int]:
+    """(subjects, clips per subject) when not given: the preset's size for this dataset, else the layout's."""
+    for dataset, n_subjects, per_subject in preset.default_sizes or ():
+        if dataset == layout.name:
+            return n_subjects, per_subject
+    return layout.default_subjects, layout.default_clips
 
 
 def _manners(preset: Preset, layout: Layout, seed: int, names: list[str]) -> dict[str, dict]:
