@@ -259,3 +259,13 @@ def test_mediapipe_backend_runs_the_same_pipeline(synth_casme2, tmp_path):
                       scheduler="synchronous", limit=3, progress=False)
     shards = open_shards(tmp_path / "mp")
     assert summary.ok == 3 and shards.arrays["landmarks"].shape[1:] == (468, 2)
+
+
+def test_keep_frames_stores_aligned_frames_from_onset_to_offset(synth_casme2, tmp_path):
+    prepare("casme2", synth_casme2, tmp_path / "frames", config=PrepConfig(keep_frames=5), scheduler="synchronous",
+            limit=2, progress=False)
+    shards = open_shards(tmp_path / "frames")
+    frames = shards.arrays["frames"]
+    assert frames.shape == (2, 5, SIZE, SIZE) and frames.dtype == np.uint8
+    np.testing.assert_array_equal(frames[:, 0], shards.arrays["onset"])  # the first kept frame is the onset
+    assert all(np.abs(frames[i, -1].astype(int) - frames[i, 0]).mean() > 0 for i in range(2))
