@@ -47,6 +47,9 @@ class TrainConfig:
     inner_lr: float = 0.05              # alpha, level-one step size
     first_order: bool = False           # drop the second-order term of the meta-gradient
     outer_align: bool = True            # lightman: query loss = CE + lambda * align (False: CE only)
+    # training data of each fold (robustness studies; the test subject is never affected)
+    subject_fraction: float = 1.0       # use this fraction of the fold's training subjects, drawn with the fold's seed
+    label_noise: float = 0.0            # flip this fraction of the fold's training labels to another class, seeded
     # run
     seed: int = 0
     device: str = "auto"                # auto takes CUDA (with bf16 autocast) when present
@@ -178,5 +181,11 @@ def _validate(config: TrainConfig, origin: dict[str, str]) -> None:
     for name in ("inner_steps", "seed", "threads"):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name} = {getattr(config, name)} in {where(name)}: must not be negative")
+    if not 0 < config.subject_fraction <= 1:
+        raise ConfigError(f"subject_fraction = {config.subject_fraction} in {where('subject_fraction')}: "
+                          "must be in (0, 1] (1 = every training subject)")
+    if not 0 <= config.label_noise < 1:
+        raise ConfigError(f"label_noise = {config.label_noise} in {where('label_noise')}: must be in [0, 1) "
+                          "(the fraction of training labels flipped)")
     if config.input_size < 8:
         raise ConfigError(f"input_size = {config.input_size} in {where('input_size')}: must be at least 8")

@@ -203,6 +203,45 @@ def macro_targets(data: MerData, exclude_subject: str | None) -> tuple[torch.Ten
     return unit_field(sums, data.face_mask), has_target
 
 
+def training_set(config: TrainConfig, fold: int, data: MerData,
+                 train_index: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+    """The training samples of a fold and the labels to train them with, after `subject_fraction`
+    and `label_noise` (the robustness knobs; at their defaults this returns its inputs unchanged).
+    Drawn from their own generator seeded by (seed, fold), so every method of a comparison sees the
+    same subjects and the same flipped labels, and the batches and tasks are those of a plain run.
+    Only training indices are touched: the test subject's samples and labels never are."""
+    rng = np.random.default_rng([config.seed, fold, 7])
+    train_index = keep_subjects(train_index, data.subject, config.subject_fraction, rng)
+    return train_index, flip_labels(data.y, train_index, config.label_noise, len(data.classes), rng)
+
+
+def keep_subjects(train_index: np.ndarray, subject: np.ndarray, fraction: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """The samples of round(fraction x n) of the n training subjects (at least 2, so that a
+    meta-learning task still has support and query people), drawn at random."""
+    subjects = np.unique(subject[train_index])
+    if fraction >= 1:
+        return train_index
+    n = min(len(subjects), max(2, round(fraction * len(subjects))))
+    kept = rng.choice(subjects, size=n, replace=False)
+    return train_index[np.isin(subject[train_index], kept)]
+
+
+def flip_labels(y: torch.Tensor, train_index: np.ndarray, noise: float, num_classes: int,
+                rng: np.random.Generator) -> torch.Tensor:
+    """`y` with round(noise x len(train_index)) of the training labels, drawn at random, each changed
+    to one of the other classes (uniformly). Returns `y` itself when noise is 0, else a copy."""
+    n = round(noise * len(train_index))
+    if n == 0 or num_classes < 2:
+        return y
+    flipped = rng.choice(train_index, size=n, replace=False)
+    old = y[torch.as_tensor(flipped, device=y.device)].cpu().numpy()
+    new = (old + rng.integers(1, num_classes, size=n)) % num_classes  # never the old class
+    y = y.clone()
+    y[torch.as_tensor(flipped, device=y.device)] = torch.as_tensor(new, dtype=y.dtype, device=y.device)
+    return y
+
+
 class FoldSampler:
     """Draws training indices of one fold; never a test-subject index.
 

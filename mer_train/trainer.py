@@ -28,7 +28,7 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from .config import TrainConfig, load_config, save_config
-from .data import FoldSampler, MerData, load_data, macro_targets
+from .data import FoldSampler, MerData, load_data, macro_targets, training_set
 from .errors import DataError, MissingMacroShards, TrainError
 from .metrics import pooled_metrics
 from .models import create_model
@@ -128,7 +128,8 @@ def train_fold(config: TrainConfig, data: MerData, fold: int, test_subject: str,
     train_index, test_index = np.flatnonzero(~is_test), np.flatnonzero(is_test)
     torch.manual_seed(config.seed * 1_000_003 + fold)  # the model's initial weights
     rng = np.random.default_rng([config.seed, fold])    # the batches and tasks
-    sampler = FoldSampler(data.y.cpu().numpy(), data.subject, train_index, rng)
+    train_index, y = training_set(config, fold, data, train_index)  # subject_fraction, label_noise (training only)
+    sampler = FoldSampler(y.cpu().numpy(), data.subject, train_index, rng)
 
     model = create_model(config.model, num_classes=len(data.classes), input_size=config.input_size).to(device)
     params = dict(model.named_parameters())
@@ -142,7 +143,7 @@ def train_fold(config: TrainConfig, data: MerData, fold: int, test_subject: str,
     curve, start = [], time.perf_counter()
     for step in tqdm(range(config.steps), desc=f"fold {fold} ({test_subject})", leave=False, disable=not progress):
         with autocast:
-            loss = outer_loss(model, params, config, data.x, data.y, sampler, align)
+            loss = outer_loss(model, params, config, data.x, y, sampler, align)
         if not torch.isfinite(loss):  # stop before the weights (and any checkpoint) are poisoned
             raise TrainError(
                 f"fold {fold} ({test_subject}): the training loss is {loss.item()} at step {step + 1} of "
