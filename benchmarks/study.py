@@ -57,15 +57,17 @@ class Run:
 
 
 def plan() -> list[Run]:
-    """Every run of the study, most important first (a study cut short still has its main table)."""
+    """Every run of the study, most important first: a study cut short still has its main table,
+    the easy/hard check and one seed of everything, then the second seeds."""
     runs = [Run("main", "hard", m, s) for s in (0, 1, 2) for m in METHODS]
     runs += [Run("easy", "easy", "erm", s) for s in (0, 1, 2)]
-    for key, values in (("subject_fraction", (0.25, 0.5)), ("label_noise", (0.1, 0.2))):
-        runs += [Run("robust", "hard", m, s, ((key, v),)) for s in (0, 1) for v in values for m in METHODS]
-    for changes in ((("first_order", True),), (("inner_steps", 3),), (("inner_steps", 5),),
-                    (("align_weight", 0.1),), (("align_weight", 1.0),), (("outer_align", False),)):
-        runs += [Run("ablation", "hard", "lightman", s, changes) for s in (0, 1)]
-    runs += [Run("schedule", "hard", m, s, (("steps", n),)) for s in (0, 1) for n in (10, 20) for m in METHODS]
+    ablations = [(("first_order", True),), (("align_weight", 0.1),), (("align_weight", 1.0),),
+                 (("inner_steps", 3),), (("inner_steps", 5),), (("outer_align", False),)]
+    for seed in (0, 1):
+        for key, values in (("subject_fraction", (0.25, 0.5)), ("label_noise", (0.1, 0.2))):
+            runs += [Run("robust", "hard", m, seed, ((key, v),)) for v in values for m in METHODS]
+        runs += [Run("schedule", "hard", m, seed, (("steps", n),)) for n in (10, 20) for m in METHODS]
+        runs += [Run("ablation", "hard", "lightman", seed, changes) for changes in ablations]
     runs += [Run("easy", "easy", m, 0) for m in ("multitask", "maml", "lightman")]
     return runs
 
