@@ -61,40 +61,53 @@ class RunResult:
 # losses and the level-one (inner) loop
 
 
-def align_loss(field: torch.Tensor, y: torch.Tensor, align: Align) -> torch.Tensor:
+def align_loss(field: torch.Tensor, y: torch.Tensor, align: Align, weight: torch.Tensor | None = None) -> torch.Tensor:
     """1 - cosine between each decoded field and the macro field of its class, over the face region.
     Cosine ignores magnitude (micro ~0.3 px vs macro ~10 px). Samples of classes without a macro
-    field (e.g. `others`) do not count; with none left the loss is 0."""
+    field (e.g. `others`) do not count, nor samples of `weight` 0; with none left the loss is 0."""
     field = field * align.mask                            # (B, 2, H, W); autocast runs cosine and CE in fp32
     target = align.targets[y] * align.mask                # (B, 2, H, W)
     cosine = F.cosine_similarity(field.flatten(1), target.flatten(1), dim=1, eps=1e-8)  # (B,)
-    weight = align.has_target[y].to(cosine.dtype)         # (B,)
-    return ((1 - cosine) * weight).sum() / weight.sum().clamp_min(1)
+    counted = align.has_target[y].to(cosine.dtype)        # (B,)
+    if weight is not None:
+        counted = counted * weight
+    return ((1 - cosine) * counted).sum() / counted.sum().clamp_min(1)
 
 
 def branch_loss(model: torch.nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-                align: Align | None = None, align_weight: float = 0.0) -> torch.Tensor:
+                align: Align | None = None, align_weight: float = 0.0, weight: torch.Tensor | None = None) -> torch.Tensor:
     """CE of the primary branch (+ align_weight * alignment loss of the auxiliary branch), evaluated
-    with `params` in place of the model's own weights."""
-    if align is None or align_weight == 0:
-        logits = functional_call(model, params, (x,))                    # (B, K)
-        return F.cross_entropy(logits, y)
-    logits, field = functional_call(model, params, (x,), {"aux": True})  # (B, K), (B, 2, H, W)
-    return F.cross_entropy(logits, y) + align_weight * align_loss(field, y, align)
+    with `params` in place of the model's own weights. `weight` (B,) of 0/1 leaves samples out (the
+    padding of a batched meta-batch); None counts every sample."""
+    aux = align is not None and align_weight != 0
+    out = functional_call(model, params, (x,), {"aux": aux})  # logits (B, K), or (logits, field (B, 2, H, W))
+    logits = out[0] if aux else out
+    if weight is None:
+        ce = F.cross_entropy(logits, y)
+    else:
+        ce = (F.cross_entropy(logits, y, reduction="none") * weight).sum() / weight.sum()
+    return ce + align_weight * align_loss(out[1], y, align, weight) if aux else ce
 
 
 def adapt(model: torch.nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, *,
           align: Align | None, align_weight: float, inner_lr: float, inner_steps: int,
-          first_order: bool) -> dict[str, torch.Tensor]:
+          first_order: bool, weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Level one: fast weights = weights - inner_lr * grad(support loss), `inner_steps` times.
-    Second order keeps the graph of each step, so the meta-gradient flows through the adaptation;
-    first order treats the step's gradient as a constant."""
+    Second order: the meta-gradient flows through the adaptation (`torch.func.grad` keeps the graph
+    for the outer backward); first order treats the step's gradient as a constant. Runs as it is
+    inside `torch.func.vmap` (the batched meta-batch of `outer_loss`)."""
     fast = dict(params)
     for _ in range(inner_steps):
-        loss = branch_loss(model, fast, x, y, align, align_weight)
-        grads = torch.autograd.grad(loss, list(fast.values()), create_graph=not first_order, allow_unused=True)
-        fast = {name: w if g is None else w - inner_lr * g for (name, w), g in zip(fast.items(), grads)}
+        grads = torch.func.grad(lambda w: branch_loss(model, w, x, y, align, align_weight, weight))(fast)
+        fast = {name: w - inner_lr * (grads[name].detach() if first_order else grads[name]) for name, w in fast.items()}
     return fast
+
+
+# The tasks of a meta-batch run as one batch (torch.func.vmap): the support sets share the
+# weights, so level one is one forward/backward of meta_batch x support samples, and level two
+# a grouped convolution over the tasks' fast weights. Same loss and meta-gradient as the loop
+# (tests/test_train_meta.py); benchmarks/bench_train.py measures both. False: one task at a time.
+VMAP_TASKS = True
 
 
 def outer_loss(model: torch.nn.Module, params: dict[str, torch.Tensor], config: TrainConfig, x: torch.Tensor,
@@ -105,16 +118,32 @@ def outer_loss(model: torch.nn.Module, params: dict[str, torch.Tensor], config: 
     if not bilevel:
         batch = torch.as_tensor(sampler.batch(config.batch_size), device=x.device)
         return branch_loss(model, params, x[batch], y[batch], align, align_weight)  # x[batch]: (B, 3, H, W)
-    loss = 0.0
-    for _ in range(config.meta_batch):
-        support, query = (torch.as_tensor(i, device=x.device) for i in sampler.episode(config.shots, config.query_shots))
+    query_weight = align_weight if config.outer_align else 0.0
+    tasks = [sampler.episode(config.shots, config.query_shots) for _ in range(config.meta_batch)]
+
+    def task_loss(xs, ys, xq, yq, ws=None, wq=None):
         # level one: task-specific learning in both branches, on the support subjects
-        fast = adapt(model, params, x[support], y[support], align=align, align_weight=align_weight,
-                     inner_lr=config.inner_lr, inner_steps=config.inner_steps, first_order=config.first_order)
+        fast = adapt(model, params, xs, ys, align=align, align_weight=align_weight, inner_lr=config.inner_lr,
+                     inner_steps=config.inner_steps, first_order=config.first_order, weight=ws)
         # level two: the adapted weights meet new people (the query subjects); their loss refines the shared weights
-        query_weight = align_weight if config.outer_align else 0.0
-        loss = loss + branch_loss(model, fast, x[query], y[query], align, query_weight) / config.meta_batch
-    return loss
+        return branch_loss(model, fast, xq, yq, align, query_weight, wq)
+
+    if not VMAP_TASKS:
+        return sum(task_loss(x[s], y[s], x[q], y[q]) for s, q in
+                   ((torch.as_tensor(s, device=x.device), torch.as_tensor(q, device=x.device)) for s, q in tasks)
+                   ) / config.meta_batch
+    (support, ws), (query, wq) = (padded([task[i] for task in tasks], x.device) for i in (0, 1))  # (T, n) each
+    losses = torch.func.vmap(task_loss, randomness="different")(x[support], y[support], x[query], y[query], ws, wq)
+    return losses.mean()  # (T,) -> ()
+
+
+def padded(sets: list[np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index sets of different sizes (a class can be missing from a half of the subjects) -> (T, n)
+    indices, each set repeated to the longest, and (T, n) weights: 1 for its own samples, 0 for the padding."""
+    n = max(len(s) for s in sets)
+    index = np.stack([np.resize(s, n) for s in sets])
+    weight = np.arange(n) < np.array([len(s) for s in sets])[:, None]
+    return torch.as_tensor(index, device=device), torch.as_tensor(weight, dtype=torch.float32, device=device)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -133,7 +162,8 @@ def train_fold(config: TrainConfig, data: MerData, fold: int, test_subject: str,
 
     model = create_model(config.model, num_classes=len(data.classes), input_size=config.input_size).to(device)
     params = dict(model.named_parameters())
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # foreach: each Adam op runs over all tensors at once, not per tensor (~1 ms less per CPU step); same bits
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
     align = None
     if METHODS[config.method][1]:
         targets, has_target = macro_targets(data, exclude_subject=test_subject)  # (K, 2, H, W), (K,)

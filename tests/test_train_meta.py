@@ -1,7 +1,10 @@
 """The level-one / level-two gradients: second order against finite differences, first order exact."""
+import numpy as np
 import pytest
 import torch
 
+from mer_train import trainer
+from mer_train.config import TrainConfig
 from mer_train.models import create_model
 from mer_train.trainer import Align, adapt, branch_loss
 
@@ -72,3 +75,38 @@ def test_zero_inner_steps_is_the_plain_gradient(problem):
     fast = adapt(model, leaves, xs, ys, align=align, align_weight=ALIGN_WEIGHT, inner_lr=INNER_LR,
                  inner_steps=0, first_order=False)
     assert all(fast[k] is leaves[k] for k in leaves)
+
+
+class FixedTasks:
+    """A sampler stand-in that hands out given (support, query) index sets, one per `episode` call."""
+
+    def __init__(self, tasks):
+        self.tasks = iter(tasks)
+
+    def episode(self, shots, query_shots):
+        return next(self.tasks)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"first_order": True}, {"inner_steps": 2}, {"outer_align": False},
+                                       {"method": "maml"}])
+def test_the_batched_meta_batch_gives_the_loop_s_loss_and_meta_gradient(problem, monkeypatch, overrides):
+    """trainer.VMAP_TASKS runs the tasks of a meta-batch as one torch.func.vmap batch, padded to the
+    largest set (a class can be missing from a half of the subjects); the loss and the meta-gradient
+    must be the loop's, padding included."""
+    model, params, (xs, ys, xq, yq), align = problem
+    x, y = torch.cat([xs, xq]), torch.cat([ys, yq])  # (12, 3, H, W), (12,)
+    tasks = [(np.array([0, 1, 2, 3]), np.array([6, 7, 8])), (np.array([0, 1, 2, 3, 4, 5]), np.array([9, 10, 11, 6])),
+             (np.array([1, 2]), np.array([6, 7, 8, 9, 10, 11]))]  # sizes differ: padding is exercised
+    config = TrainConfig(meta_batch=len(tasks), inner_lr=INNER_LR, align_weight=ALIGN_WEIGHT, **overrides)
+    results = []
+    for batched in (False, True):
+        monkeypatch.setattr(trainer, "VMAP_TASKS", batched)
+        leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
+        loss = trainer.outer_loss(model, leaves, config, x, y, FixedTasks(tasks), align)
+        grads = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True, materialize_grads=True)
+        results.append((loss, grads))
+    (loop_loss, loop_grads), (vmap_loss, vmap_grads) = results
+    torch.testing.assert_close(vmap_loss, loop_loss, rtol=1e-12, atol=1e-12)
+    for a, b in zip(vmap_grads, loop_grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert max(g.abs().max() for g in loop_grads) > 0
