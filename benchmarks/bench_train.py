@@ -1,0 +1,167 @@
+"""Stage-two benchmark: wall time of one full LOSO run per method, on the CPU and on a GPU when present.
+
+Data: synthetic CASME II + CK+ made by the project's own pipeline (`mer-prep synth casme2 RAW` +
+`mer-prep casme2 RAW OUT`, the same for ckplus, default sizes: 12 subjects / 70 micro samples and
+17 macro samples), cached under benchmarks/results/bench_train/ (or `--shards DIR`, a folder holding
+both shard sets, e.g. demo/shards). For each method (erm, multitask, maml, lightman) and device it
+runs `mer_train.train` with the config (only `method` changes, as in `mer-train compare`) and
+reports the LOSO wall time, the process CPU time, outer steps per second over the training loops,
+UF1, and the 1-minute load average before and after: on a shared machine wall time is CPU time
+stretched by the load, so read them together.
+
+`--compare-loop` also times the bi-level methods with the meta-batch run one task at a time
+(`mer_train.trainer.VMAP_TASKS = False`) next to the default, batched with torch.func.vmap, and
+reports both; `--folds N` times the first N folds only and extrapolates to the full LOSO.
+On CUDA the trainer runs under bf16 autocast (`--device auto|cuda` in mer-train); without a GPU the
+CUDA row says "no GPU".
+
+Usage: python benchmarks/bench_train.py [--config configs/lightman.yaml] [--methods erm,lightman]
+       [--shards demo/shards] [--device cpu|cuda|all] [--threads 1] [--compare-loop] [--folds N]
+Writes benchmarks/results/bench_train.json (or --json).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+METHODS = ("erm", "multitask", "maml", "lightman")
+
+
+def make_shards(work: Path) -> Path:
+    """work/shards/{casme2,ckplus} from synthetic raw trees, made once with the mer-prep CLI."""
+    bin_dir = Path(sys.executable).parent
+    for dataset in ("casme2", "ckplus"):
+        raw, out = work / "raw" / dataset, work / "shards" / dataset
+        if (out / "manifest.json").is_file():
+            continue
+        if not (raw / "synth_truth.json").is_file():
+            shutil.rmtree(raw, ignore_errors=True)
+            subprocess.run([str(bin_dir / "mer-prep"), "synth", dataset, str(raw), "-q"], check=True)
+        subprocess.run([str(bin_dir / "mer-prep"), dataset, str(raw), str(out), "-q"], check=True)
+    return work / "shards"
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def time_loso(config, data, folds: int | None) -> dict:
+    """One LOSO run of `config` -> timings and metrics. With `folds`, only the first `folds` folds
+    are trained (`train_fold`, on the full data) and the times are scaled to all folds."""
+    import torch
+
+    import mer_train
+    from mer_train import trainer
+
+    load_before = load_average()
+    wall, cpu = time.perf_counter(), time.process_time()
+    if folds:
+        device = trainer.resolve_device(config.device)
+        with trainer.cpu_threads(config.threads):
+            moved = data.to(device)
+            fold_s = [trainer.train_fold(config, moved, fold, subject, device)["seconds"]
+                      for fold, subject in enumerate(data.subjects[:folds])]
+        metrics = None
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench_train-") as out:
+            metrics = mer_train.train(config.replace(out=out), data=data).metrics
+        fold_s = [f["seconds"] for f in metrics["folds"]]
+    if config.device == "cuda":
+        torch.cuda.synchronize()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    scale = len(data.subjects) / len(fold_s)  # extrapolation to the full LOSO (1 when complete)
+    steps = len(fold_s) * config.steps
+    return {"method": config.method, "device": config.device, "tasks": "vmap" if trainer.VMAP_TASKS else "loop",
+            "folds_timed": len(fold_s), "folds": len(data.subjects), "steps_per_fold": config.steps,
+            "loso_wall_s": wall * scale, "loso_cpu_s": cpu * scale, "train_s": sum(fold_s) * scale,
+            "steps_per_s": steps / sum(fold_s), "ms_per_step": 1000 * sum(fold_s) / steps,
+            "uf1": metrics and metrics["overall"]["uf1"], "uar": metrics and metrics["overall"]["uar"],
+            "load_before": load_before, "load_after": load_average()}
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| method | device | meta-batch | LOSO wall | CPU time | steps/s | ms/step | UF1 | load (before-after) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r.get("skipped"):
+            lines.append(f"| {r['method']} | {r['device']} | | {r['skipped']} | | | | | |")
+            continue
+        est = "" if r["folds_timed"] == r["folds"] else f" (est. from {r['folds_timed']} folds)"
+        uf1 = "" if r["uf1"] is None else f"{r['uf1']:.3f}"
+        lines.append(f"| {r['method']} | {r['device']} | {r['tasks'] if r['method'] in ('maml', 'lightman') else ''} "
+                     f"| {r['loso_wall_s']:.0f} s{est} | {r['loso_cpu_s']:.0f} s | {r['steps_per_s']:.2f} "
+                     f"| {r['ms_per_step']:.0f} | {uf1} | {r['load_before']:.1f}-{r['load_after']:.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "lightman.yaml")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--shards", type=Path, help="a folder with casme2 and ckplus shard sets (default: made "
+                        "by mer-prep under benchmarks/results/bench_train/)")
+    parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="all",
+                        help="all: the CPU, then CUDA when present")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: the fastest for these models)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--folds", type=int, default=0, help="time the first N folds only and extrapolate")
+    parser.add_argument("--compare-loop", action="store_true",
+                        help="bi-level methods also with the meta-batch one task at a time")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    parser.add_argument("--json", type=Path, default=RESULTS / "bench_train.json")
+    args = parser.parse_args()
+
+    import torch
+
+    from mer_train import trainer
+    from mer_train.config import load_config, parse_assignment
+    from mer_train.data import load_data
+
+    shards = args.shards or make_shards(RESULTS / "bench_train")
+    overrides = dict(parse_assignment(a) for a in args.set)
+    config = load_config(args.config, {**overrides, "shards": [str(shards)], "threads": args.threads, "seed": args.seed})
+    devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
+    with trainer.cpu_threads(config.threads):
+        data = load_data(config)
+    print(f"{args.config.name}: {len(data.y)} micro samples, {len(data.subjects)} subjects, {len(data.macro_y)} macro; "
+          f"input {config.input_size}, {config.model}, {config.steps} steps, torch {torch.__version__}, "
+          f"{os.cpu_count()} CPUs, {config.threads} thread(s)", flush=True)
+
+    rows = []
+    for device in devices:
+        for method in args.methods.split(","):
+            if device == "cuda" and not torch.cuda.is_available():
+                rows.append({"method": method, "device": "cuda", "skipped": "no GPU"})
+                continue
+            run = config.replace(method=method, device=device)
+            for vmap in ([True, False] if args.compare_loop and method in ("maml", "lightman") else [True]):
+                trainer.VMAP_TASKS = vmap
+                rows.append(time_loso(run, data, args.folds or None))
+                print(table(rows[-1:]).splitlines()[-1], flush=True)
+            trainer.VMAP_TASKS = True
+
+    print()
+    print(table(rows))
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    report = {"config": str(args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config),
+              "resolved": {k: v for k, v in config.to_dict().items() if k not in ("shards", "out")},
+              "shards": str(shards), "machine": {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
+                                                 "torch": torch.__version__, "gpu": gpu},
+              "rows": rows}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"\n-> {args.json}")
+
+
+if __name__ == "__main__":
+    main()
