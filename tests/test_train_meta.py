@@ -1,4 +1,6 @@
 """The level-one / level-two gradients: second order against finite differences, first order exact."""
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -110,3 +112,24 @@ def test_the_batched_meta_batch_gives_the_loop_s_loss_and_meta_gradient(problem,
     for a, b in zip(vmap_grads, loop_grads):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     assert max(g.abs().max() for g in loop_grads) > 0
+
+
+def test_the_batched_meta_batch_runs_under_bf16_autocast_and_agrees_with_the_loop(problem, monkeypatch):
+    """A GPU trains under bf16 autocast: vmap + torch.func.grad through GroupNorm must run there too
+    (the CPU's autocast here) and give the loop's meta-gradient to bf16 precision."""
+    model, params, (xs, ys, xq, yq), align = problem
+    model = copy.deepcopy(model).float()
+    params = {k: v.float() for k, v in params.items()}
+    align = Align(align.targets.float(), align.has_target, align.mask.float())
+    x, y = torch.cat([xs, xq]).float(), torch.cat([ys, yq])
+    tasks = [(np.array([0, 1, 2, 3, 4]), np.array([6, 7, 8])), (np.array([0, 1, 2]), np.array([9, 10, 11, 6]))]
+    config = TrainConfig(meta_batch=len(tasks), inner_lr=INNER_LR, align_weight=ALIGN_WEIGHT)
+    grads = []
+    for batched in (False, True):
+        monkeypatch.setattr(trainer, "VMAP_TASKS", batched)
+        leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = trainer.outer_loss(model, leaves, config, x, y, FixedTasks(tasks), align)
+        assert torch.isfinite(loss)
+        grads.append(torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(leaves.values()))]))
+    assert (grads[1] - grads[0]).norm() / grads[0].norm() < 0.05  # bf16: ~3 significant digits per op
