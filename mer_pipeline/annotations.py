@@ -235,11 +235,11 @@ def apply_fixes(rows: list[Row], fixes: list[Fix], key: tuple[str, str], source:
             notes.append(f"fix {fix.subject}/{fix.clip} {fix.field}: already {fix.new} in this sheet, skipped")
             continue
         if current != fix.old:
-            reason = (f"{source}: fix for {fix.subject}/{fix.clip} expects {fix.field} = {fix.old!r} but the sheet "
-                      f"(row {row.get('_row')}) has {current!r}; this copy of the sheet differs from the one the fix "
-                      "was written for: check the row by hand")
-            row["_refused"] = reason
-            log.warning("%s", reason)
+            reason = (f"fix for {fix.subject}/{fix.clip} expects {fix.field} = {fix.old!r} but the sheet has "
+                      f"{current!r}; this copy of the sheet differs from the one the fix was written for: check the "
+                      "row by hand")
+            row["_refused"] = reason  # the adapter reports it, prefixed with the sheet and row
+            log.warning("%s row %s: %s", source, row.get("_row"), reason)
             notes.append(f"fix {fix.subject}/{fix.clip} {fix.field}: refused ({fix.field} is {current!r}, not {fix.old!r})")
             continue
         row[fix.field] = fix.new

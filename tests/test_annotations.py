@@ -90,7 +90,7 @@ def test_fix_refuses_a_mismatching_old_value():
     notes = apply_fixes(rows, [Fix("12", "EP09_06", "OffsetFrame", "106", "111", "typo")], ("Subject", "Filename"), Path("s"))
     assert rows[0]["OffsetFrame"] == 107  # not applied
     assert "refused" in notes[0]
-    assert "expects OffsetFrame = '106'" in rows[0]["_refused"] and "row 5" in rows[0]["_refused"]
+    assert "expects OffsetFrame = '106'" in rows[0]["_refused"] and "'107'" in rows[0]["_refused"]
 
 
 def test_refused_fix_fails_only_that_sample(tmp_path):
@@ -116,7 +116,8 @@ def test_refused_fix_fails_only_that_sample(tmp_path):
     result = get_adapter("casme2").scan(tmp_path)
     assert [s.sample_id for s in result.samples] == ["casme2/sub12/EP09_07"]
     assert [f.sample_id for f in result.failures] == ["casme2/sub12/EP09_06"]
-    assert "check the row by hand" in result.failures[0].message
+    message = result.failures[0].message
+    assert message.startswith("CASME2-coding-20190701.xlsx row 2: ") and "check the row by hand" in message
 
 
 def test_fix_already_corrected_is_skipped():

@@ -81,7 +81,7 @@ def scan(raw: Path, annotations: Path | None = None) -> ScanResult:
             continue
         seen.add(key)
         if row.get("_refused"):
-            result.failures.append(Failure(sample_id, "adapter", "AnnotationError", row["_refused"]))
+            result.failures.append(Failure(sample_id, "adapter", "AnnotationError", f"{where}: {row['_refused']}"))
             continue
         onset, apex, offset = (as_int(row[c]) for c in ("OnsetFrame", "ApexFrame", "OffsetFrame"))
         try:
