@@ -11,13 +11,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..annotations import (apply_fixes, as_int, as_text, check_frames, find_header, load_fixes, read_table,
-                           rows_as_dicts)
+from ..annotations import as_int, as_text, check_frames, find_header, read_table, rows_as_dicts
 from ..errors import AnnotationError, DatasetLayoutError, FrameError
 from ..frames import list_frames
 from ..sample import Failure, Sample, ScanResult
 from . import find_annotation, register_dataset
-from ._common import _span
+from ._common import _span, dataset_fixes
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +58,7 @@ def scan(raw: Path, annotations: Path | None = None) -> ScanResult:
     sheet = Path(annotations) if annotations else find_annotation(Path(raw), SHEETS, "CASME II coding sheet")
     table = read_table(sheet)
     rows = rows_as_dicts(table, find_header(table, COLUMNS, sheet))
-    for note in apply_fixes(rows, load_fixes(Path(__file__).parent / "fixes" / "casme2.csv"),
-                            ("Subject", "Filename"), sheet):
+    for note in dataset_fixes(NAME, rows, ("Subject", "Filename"), sheet):
         log.info("%s: %s", sheet.name, note)
 
     folders = {(s.name.lower(), c.name.lower()): c for s in root.iterdir() if s.is_dir() for c in s.iterdir() if c.is_dir()}
