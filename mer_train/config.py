@@ -29,20 +29,20 @@ class TrainConfig:
     shards: tuple[str, ...] = ()        # micro shard sets, or folders of shard sets (macro sets in them feed the auxiliary branch)
     macro_shards: tuple[str, ...] = ()  # macro-expression shard sets named explicitly
     classes: str | None = None          # casme2-5 | samm-5 | megc2019-3 | casme3-7; None = inferred from the datasets
-    input_size: int = 64                # model input is [u, v, strain] resized to input_size x input_size
+    input_size: int = 48                # model input is [u, v, strain] resized to input_size x input_size
     input_norm: str = "rms"             # rms: divide flow and strain by their RMS over the face, per sample | none
     # model
     model: str = "slimcnn"              # a name from mer_train.models.list_models()
     # method and schedule (fixed: never chosen by looking at a test subject)
     method: str = "lightman"            # lightman | erm | multitask | maml
-    steps: int = 300                    # outer optimisation steps per fold
-    lr: float = 1e-3                    # Adam (the outer, meta-optimiser for bi-level methods)
+    steps: int = 100                    # outer optimisation steps per fold
+    lr: float = 2e-3                    # Adam (the outer, meta-optimiser for bi-level methods)
     weight_decay: float = 0.0
     batch_size: int = 32                # erm, multitask: class-balanced mini-batch
     align_weight: float = 0.5           # lambda, weight of the alignment loss (multitask, lightman)
     meta_batch: int = 4                 # maml, lightman: tasks per outer step
-    shots: int = 4                      # support samples per class in a task
-    query_shots: int = 4                # query samples per class in a task
+    shots: int = 2                      # support samples per class in a task
+    query_shots: int = 2                # query samples per class in a task
     inner_steps: int = 1                # k, level-one steps
     inner_lr: float = 0.05              # alpha, level-one step size
     first_order: bool = False           # drop the second-order term of the meta-gradient
@@ -53,7 +53,7 @@ class TrainConfig:
     # run
     seed: int = 0
     device: str = "auto"                # auto takes CUDA (with bf16 autocast) when present
-    threads: int = 0                    # CPU threads for torch; 0 = torch's default. Small models run best on 1
+    threads: int = 1                    # CPU threads for torch; 0 = torch's default. Small models run best on 1
     out: str | None = None              # run directory; None = runs/<method>-<timestamp>
     eval_batch_size: int = 256
 
