@@ -9,14 +9,13 @@ reports the LOSO wall time, the process CPU time, outer steps per second over th
 UF1, and the 1-minute load average before and after: on a shared machine wall time is CPU time
 stretched by the load, so read them together.
 
-`--compare-loop` also times the bi-level methods with the meta-batch run one task at a time
-(`mer_train.trainer.VMAP_TASKS = False`) next to the default, batched with torch.func.vmap, and
-reports both; `--folds N` times the first N folds only and extrapolates to the full LOSO.
+`--tasks both` times the bi-level methods with the meta-batch batched by torch.func.vmap (the
+default, `vmap`) and run one task at a time (`loop`, `mer_train.trainer.VMAP_TASKS = False`); `--folds N` times the first N folds only and extrapolates to the full LOSO.
 On CUDA the trainer runs under bf16 autocast (`--device auto|cuda` in mer-train); without a GPU the
 CUDA row says "no GPU".
 
 Usage: python benchmarks/bench_train.py [--config configs/lightman.yaml] [--methods erm,lightman]
-       [--shards demo/shards] [--device cpu|cuda|all] [--threads 1] [--compare-loop] [--folds N]
+       [--shards demo/shards] [--device cpu|cuda|all] [--threads 1] [--tasks vmap|loop|both] [--folds N]
 Writes benchmarks/results/bench_train.json (or --json).
 """
 from __future__ import annotations
@@ -115,8 +114,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: the fastest for these models)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--folds", type=int, default=0, help="time the first N folds only and extrapolate")
-    parser.add_argument("--compare-loop", action="store_true",
-                        help="bi-level methods also with the meta-batch one task at a time")
+    parser.add_argument("--tasks", choices=("vmap", "loop", "both"), default="vmap",
+                        help="bi-level methods: the meta-batch as one vmap batch, one task at a time, or both")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--json", type=Path, default=RESULTS / "bench_train.json")
     args = parser.parse_args()
@@ -144,7 +143,8 @@ def main() -> None:
                 rows.append({"method": method, "device": "cuda", "skipped": "no GPU"})
                 continue
             run = config.replace(method=method, device=device)
-            for vmap in ([True, False] if args.compare_loop and method in ("maml", "lightman") else [True]):
+            paths = {"vmap": [True], "loop": [False], "both": [True, False]}[args.tasks]
+            for vmap in (paths if method in ("maml", "lightman") else [True]):
                 trainer.VMAP_TASKS = vmap
                 rows.append(time_loso(run, data, args.folds or None))
                 print(table(rows[-1:]).splitlines()[-1], flush=True)
