@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 demo: install
 	@test -f $(DEMO)/raw/casme2/synth_truth.json || $(BIN)/mer-prep synth casme2 $(DEMO)/raw/casme2
-	$(BIN)/mer-prep casme2 $(DEMO)/raw/casme2 $(DEMO)/shards/casme2
+	$(BIN)/mer-prep casme2 $(DEMO)/raw/casme2 $(DEMO)/shards/casme2 --shard-size 16
 	@test -f $(DEMO)/raw/ckplus/synth_truth.json || $(BIN)/mer-prep synth ckplus $(DEMO)/raw/ckplus
 	$(BIN)/mer-prep ckplus $(DEMO)/raw/ckplus $(DEMO)/shards/ckplus
 	$(BIN)/mer-prep inspect $(DEMO)/shards/casme2 -o $(DEMO)/contact_sheet.png

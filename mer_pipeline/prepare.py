@@ -274,6 +274,7 @@ def _run_dask(plan, todo, config, out, dataset, digest, workers, scheduler, fail
                                                            host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                                            silence_logs=logging.ERROR))
             client = stack.enter_context(Client(cluster))
+        _check_balance([len(plan[i]) for i in todo], len(client.scheduler_info()["workers"]))
         client.subscribe_topic(PROGRESS_TOPIC, lambda event: bar.update(1))
         futures = {client.submit(build_shard, i, plan[i], config, str(out), dataset, digest, fail_fast, landmarks,
                                  key=f"mer-prep-{dataset}-{digest[:8]}-{i:05d}", pure=False, retries=2): i
@@ -298,6 +299,24 @@ def _run_dask(plan, todo, config, out, dataset, digest, workers, scheduler, fail
                 bar.update(done - bar.n)
         client.unsubscribe_topic(PROGRESS_TOPIC)
         return results
+
+
+def _check_balance(sizes: list[int], workers: int) -> float:
+    """Warn when one task per shard leaves workers idle: the share of the workers' time that the
+    shards can keep busy, shards dealt in order to the first free worker, clip costs taken as equal."""
+    if workers < 2 or not sizes:
+        return 1.0
+    loads = [0] * workers
+    for size in sizes:
+        loads[loads.index(min(loads))] += size
+    total = sum(sizes)
+    efficiency = total / (workers * max(loads))
+    if efficiency < 0.75 and total >= 16 * workers:  # small sets finish in seconds anyway
+        suggested = max(1, -(-total // (4 * workers)))
+        log.warning("%d clips in %d shard(s) for %d workers: one task per shard keeps only ~%.0f%% of the "
+                    "workers busy; --shard-size %d would spread them over all workers", total, len(sizes),
+                    workers, 100 * efficiency, suggested)
+    return efficiency
 
 
 def _lost_shard(index: int, samples: list[Sample], error: Exception) -> dict:

@@ -269,3 +269,15 @@ def test_keep_frames_stores_aligned_frames_from_onset_to_offset(synth_casme2, tm
     assert frames.shape == (2, 5, SIZE, SIZE) and frames.dtype == np.uint8
     np.testing.assert_array_equal(frames[:, 0], shards.arrays["onset"])  # the first kept frame is the onset
     assert all(np.abs(frames[i, -1].astype(int) - frames[i, 0]).mean() > 0 for i in range(2))
+
+
+def test_too_few_shards_for_the_workers_is_reported_with_a_shard_size(caplog):
+    from mer_pipeline.prepare import _check_balance
+
+    with caplog.at_level("WARNING", logger="mer_pipeline.prepare"):
+        assert _check_balance([64, 64, 64, 64, 4], 2) > 0.95  # CASME II-sized on 2 workers: balanced, silent
+        assert _check_balance([64] * 4, 16) == 0.25
+    assert len(caplog.records) == 1
+    message = caplog.records[0].getMessage()
+    assert "256 clips in 4 shard(s) for 16 workers" in message and "--shard-size 4" in message
+    assert _check_balance([16, 1], 2) < 0.75 and len(caplog.records) == 1  # 17 clips: too few to matter
