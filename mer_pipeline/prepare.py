@@ -274,7 +274,8 @@ def _run_dask(plan, todo, config, out, dataset, digest, workers, scheduler, fail
                                                            host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                                            silence_logs=logging.ERROR))
             client = stack.enter_context(Client(cluster))
-        _check_balance([len(plan[i]) for i in todo], len(client.scheduler_info()["workers"]))
+        if len(todo) == len(plan):  # on a resume another --shard-size would discard the reused shards
+            _check_balance([len(p) for p in plan], len(client.scheduler_info()["workers"]))
         client.subscribe_topic(PROGRESS_TOPIC, lambda event: bar.update(1))
         futures = {client.submit(build_shard, i, plan[i], config, str(out), dataset, digest, fail_fast, landmarks,
                                  key=f"mer-prep-{dataset}-{digest[:8]}-{i:05d}", pure=False, retries=2): i
