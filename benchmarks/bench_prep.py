@@ -245,6 +245,8 @@ def main() -> None:
     parser.add_argument("--tvl1-study", action="store_true")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of floor / ours 1w / ours 2w (medians reported)")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
 
     from mer_pipeline.clip import PrepConfig
 
