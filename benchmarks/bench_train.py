@@ -24,12 +24,11 @@ import argparse
 import json
 import os
 import platform
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from synth_sets import synth_set
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -38,15 +37,8 @@ METHODS = ("erm", "multitask", "maml", "lightman")
 
 def make_shards(work: Path) -> Path:
     """work/shards/{casme2,ckplus} from synthetic raw trees, made once with the mer-prep CLI."""
-    bin_dir = Path(sys.executable).parent
     for dataset in ("casme2", "ckplus"):
-        raw, out = work / "raw" / dataset, work / "shards" / dataset
-        if (out / "manifest.json").is_file():
-            continue
-        if not (raw / "synth_truth.json").is_file():
-            shutil.rmtree(raw, ignore_errors=True)
-            subprocess.run([str(bin_dir / "mer-prep"), "synth", dataset, str(raw), "-q"], check=True)
-        subprocess.run([str(bin_dir / "mer-prep"), dataset, str(raw), str(out), "-q"], check=True)
+        synth_set(dataset, work / "raw" / dataset, work / "shards" / dataset, ("-q",), ("-q",))
     return work / "shards"
 
 

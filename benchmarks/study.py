@@ -18,9 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import subprocess
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -28,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+
+from synth_sets import synth_set
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "study.yaml"
@@ -78,23 +77,10 @@ def plan() -> list[Run]:
 
 def make_data(root: Path, presets=PRESETS) -> None:
     """RAW trees with `mer-prep synth`, shard sets with `mer-prep DATASET` (skipped when present)."""
-    bin_dir = Path(sys.executable).parent
     for preset in presets:
         for dataset in ("casme2", "ckplus"):
-            raw, sets = root / "raw" / f"{dataset}-{preset}", root / "sets" / preset / dataset
-            if (sets / "manifest.json").is_file():
-                continue
-            if not (raw / "synth_truth.json").is_file():
-                command([bin_dir / "mer-prep", "synth", dataset, raw, "--preset", preset, *SIZES[dataset],
-                         "--workers", "2", "--overwrite"])
-            command([bin_dir / "mer-prep", dataset, raw, sets, "--workers", "2", "-q"])
-
-
-def command(args: list) -> None:
-    args = [str(a) for a in args]
-    start = time.perf_counter()
-    subprocess.run(args, check=True)
-    logging.info("%s: %.0f s", " ".join(args), time.perf_counter() - start)
+            synth_set(dataset, root / "raw" / f"{dataset}-{preset}", root / "sets" / preset / dataset,
+                      ("--preset", preset, *SIZES[dataset], "--workers", "2"), ("--workers", "2", "-q"))
 
 
 # ----------------------------------------------------------------------------------------------
