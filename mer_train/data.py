@@ -219,9 +219,9 @@ def keep_subjects(train_index: np.ndarray, subject: np.ndarray, fraction: float,
                   rng: np.random.Generator) -> np.ndarray:
     """The samples of round(fraction x n) of the n training subjects (at least 2, so that a
     meta-learning task still has support and query people), drawn at random."""
-    subjects = np.unique(subject[train_index])
     if fraction >= 1:
         return train_index
+    subjects = np.unique(subject[train_index])
     n = min(len(subjects), max(2, round(fraction * len(subjects))))
     kept = rng.choice(subjects, size=n, replace=False)
     return train_index[np.isin(subject[train_index], kept)]
@@ -234,11 +234,11 @@ def flip_labels(y: torch.Tensor, train_index: np.ndarray, noise: float, num_clas
     n = round(noise * len(train_index))
     if n == 0 or num_classes < 2:
         return y
-    flipped = rng.choice(train_index, size=n, replace=False)
-    old = y[torch.as_tensor(flipped, device=y.device)].cpu().numpy()
+    flipped = torch.as_tensor(rng.choice(train_index, size=n, replace=False), device=y.device)
+    old = y[flipped].cpu().numpy()
     new = (old + rng.integers(1, num_classes, size=n)) % num_classes  # never the old class
     y = y.clone()
-    y[torch.as_tensor(flipped, device=y.device)] = torch.as_tensor(new, dtype=y.dtype, device=y.device)
+    y[flipped] = torch.as_tensor(new, dtype=y.dtype, device=y.device)
     return y
 
 

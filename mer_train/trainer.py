@@ -129,9 +129,11 @@ def outer_loss(model: torch.nn.Module, params: dict[str, torch.Tensor], config: 
         return branch_loss(model, fast, xq, yq, align, query_weight, wq)
 
     if not VMAP_TASKS:
-        return sum(task_loss(x[s], y[s], x[q], y[q]) for s, q in
-                   ((torch.as_tensor(s, device=x.device), torch.as_tensor(q, device=x.device)) for s, q in tasks)
-                   ) / config.meta_batch
+        loss = 0.0
+        for support, query in tasks:
+            s, q = torch.as_tensor(support, device=x.device), torch.as_tensor(query, device=x.device)
+            loss = loss + task_loss(x[s], y[s], x[q], y[q])
+        return loss / config.meta_batch
     (support, ws), (query, wq) = (padded([task[i] for task in tasks], x.device) for i in (0, 1))  # (T, n) each
     losses = torch.func.vmap(task_loss, randomness="different")(x[support], y[support], x[query], y[query], ws, wq)
     return losses.mean()  # (T,) -> ()
