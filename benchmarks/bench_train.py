@@ -52,13 +52,13 @@ def time_loso(config, data, folds: int | None) -> dict:
     import torch
 
     import mer_train
-    from mer_train import trainer
+    from mer_train import loso, trainer
 
     load_before = load_average()
     wall, cpu = time.perf_counter(), time.process_time()
     if folds:
-        device = trainer.resolve_device(config.device)
-        with trainer.cpu_threads(config.threads):
+        device = loso.resolve_device(config.device)
+        with loso.cpu_threads(config.threads):
             moved = data.to(device)
             fold_s = [trainer.train_fold(config, moved, fold, subject, device)["seconds"]
                       for fold, subject in enumerate(data.subjects[:folds])]
@@ -114,7 +114,7 @@ def main() -> None:
 
     import torch
 
-    from mer_train import trainer
+    from mer_train import loso, trainer
     from mer_train.config import load_config, parse_assignment
     from mer_train.data import load_data
 
@@ -122,7 +122,7 @@ def main() -> None:
     overrides = dict(parse_assignment(a) for a in args.set)
     config = load_config(args.config, {**overrides, "shards": [str(shards)], "threads": args.threads, "seed": args.seed})
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
-    with trainer.cpu_threads(config.threads):
+    with loso.cpu_threads(config.threads):
         data = load_data(config)
     print(f"{args.config.name}: {len(data.y)} micro samples, {len(data.subjects)} subjects, {len(data.macro_y)} macro; "
           f"input {config.input_size}, {config.model}, {config.steps} steps, torch {torch.__version__}, "

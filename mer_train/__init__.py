@@ -18,8 +18,8 @@ __version__ = "0.1.0"
 
 
 def train(*args, **kwargs):
-    """Train and evaluate with LOSO; see `mer_train.trainer.train`."""
-    from .trainer import train as _train
+    """Train and evaluate with LOSO; see `mer_train.loso.train`."""
+    from .loso import train as _train
 
     return _train(*args, **kwargs)
 

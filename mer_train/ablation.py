@@ -13,7 +13,7 @@ from .config import METHODS, TrainConfig
 from .data import load_data
 from .errors import ConfigError
 from .report import write_json
-from .trainer import cpu_threads, require_runnable, train
+from .loso import cpu_threads, require_runnable, train
 
 log = logging.getLogger("mer_train")
 

@@ -100,7 +100,7 @@ def train(method, shards, macro_shards, classes, config_path, device, seed, out,
     \b
         mer-train --shards data/shards/casme2 --macro-shards data/shards/ckplus --config configs/ci.yaml
     """
-    from .trainer import train as run
+    from .loso import train as run
 
     _logging(quiet)
     config = _config(config_path, assignments, method=method, shards=shards, macro_shards=macro_shards,
