@@ -30,6 +30,9 @@ from .labels import get_class_set, infer_class_set
 log = logging.getLogger("mer_train")
 
 EPS = 1e-8
+# The config fields `load_data` reads: two configs equal on these load the same MerData (a Dask
+# worker keeps one loaded set per key, however many folds and methods it trains).
+DATA_KEYS = ("shards", "macro_shards", "classes", "input_size", "input_norm", "model")
 FACE_MARGIN = 1.1  # the face ellipse is the landmarks' bounding box ellipse, enlarged by 10 %
 
 
