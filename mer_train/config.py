@@ -19,6 +19,12 @@ METHODS = ("lightman", "erm", "multitask", "maml")
 CLASS_SETS = ("casme2-5", "samm-5", "megc2019-3", "casme3-7")
 DEVICES = ("auto", "cpu", "cuda")
 INPUT_NORMS = ("rms", "none")
+AUX_TARGETS = ("class_macro", "nearest_macro", "self")   # docs/method.md, "The auxiliary targets"
+AUX_CONTROLS = ("none", "shuffled", "random")             # controls: permuted templates, random smooth fields
+TASK_UNITS = ("halves", "subject")
+TEST_ADAPT_PARAMS = ("all", "norm")
+TEST_ADAPT_LOSSES = ("aux", "entropy")                    # entropy = TENT
+LABEL_FREE_TARGETS = ("nearest_macro", "self")
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,24 @@ class TrainConfig:
     inner_lr: float = 0.05              # alpha, level-one step size
     first_order: bool = False           # drop the second-order term of the meta-gradient
     outer_align: bool = True            # lightman: query loss = CE + lambda * align (False: CE only)
+    outer_base_weight: float = 0.0      # beta: outer loss = L_query(adapted) + beta * L_support(base weights)
+    task_unit: str = "halves"           # halves: support and query from two halves of the training subjects |
+                                        # subject: one subject, inner = label-free auxiliary loss, outer = CE on its clips
+    # the auxiliary target (multitask, lightman)
+    aux_target: str = "class_macro"     # class_macro (needs the label) | nearest_macro | self (label-free)
+    aux_gate: float = 0.2               # nearest_macro: no target when the best prototype's cosine is below this
+    aux_control: str = "none"           # none | shuffled (templates permuted) | random (random smooth fields)
+    aux_smooth: float = 0.1             # self: weight of the smoothness term of the decoded displacement
+    aux_mask_ratio: float = 0.5         # self: fraction of the input's cells hidden from the auxiliary branch
+    aux_macro_pull: float = 0.0         # self: + this * (1 - cos(field, nearest macro prototype))
+    # evaluation: inductive (the test subject is never touched) unless test_adapt_steps > 0 or subject_norm
+    eval_adapt: int = 0                 # predict with weights adapted on this many training-subject support
+                                        # episodes (probabilities averaged); 0 = the trained weights as they are
+    test_adapt_steps: int = 0           # transductive: SGD steps on the test subject's unlabelled inputs
+    test_adapt_lr: float = 0.05
+    test_adapt_params: str = "all"      # all | norm (GroupNorm affine only, as TENT)
+    test_adapt_loss: str = "aux"        # aux (the label-free auxiliary loss) | entropy (TENT)
+    subject_norm: bool = False          # transductive baseline: subtract each subject's mean input
     # training data of each fold (robustness studies; the test subject is never affected)
     subject_fraction: float = 1.0       # use this fraction of the fold's training subjects, drawn with the fold's seed
     label_noise: float = 0.0            # flip this fraction of the fold's training labels to another class, seeded
@@ -67,7 +91,9 @@ class TrainConfig:
 
 FIELDS = {f.name: f for f in fields(TrainConfig)}
 _TEXT_OR_NONE = {"classes", "out"}
-_CHOICES = {"method": METHODS, "classes": CLASS_SETS, "device": DEVICES, "input_norm": INPUT_NORMS}
+_CHOICES = {"method": METHODS, "classes": CLASS_SETS, "device": DEVICES, "input_norm": INPUT_NORMS,
+            "aux_target": AUX_TARGETS, "aux_control": AUX_CONTROLS, "task_unit": TASK_UNITS,
+            "test_adapt_params": TEST_ADAPT_PARAMS, "test_adapt_loss": TEST_ADAPT_LOSSES}
 _POSITIVE = {"input_size", "steps", "batch_size", "meta_batch", "shots", "query_shots", "eval_batch_size"}
 
 
@@ -178,7 +204,7 @@ def _validate(config: TrainConfig, origin: dict[str, str]) -> None:
     for name in _POSITIVE:
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} = {getattr(config, name)} in {where(name)}: must be at least 1")
-    for name in ("inner_steps", "seed", "threads"):
+    for name in ("inner_steps", "seed", "threads", "eval_adapt", "test_adapt_steps"):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name} = {getattr(config, name)} in {where(name)}: must not be negative")
     if not 0 < config.subject_fraction <= 1:
@@ -187,5 +213,26 @@ def _validate(config: TrainConfig, origin: dict[str, str]) -> None:
     if not 0 <= config.label_noise < 1:
         raise ConfigError(f"label_noise = {config.label_noise} in {where('label_noise')}: must be in [0, 1) "
                           "(the fraction of training labels flipped)")
+    if not 0 <= config.aux_mask_ratio < 1:
+        raise ConfigError(f"aux_mask_ratio = {config.aux_mask_ratio} in {where('aux_mask_ratio')}: must be in [0, 1)")
+    auxiliary = config.method in ("multitask", "lightman")
+    if config.task_unit == "subject" and not (config.method == "lightman" and config.aux_target in LABEL_FREE_TARGETS):
+        raise ConfigError(
+            f"task_unit = subject in {where('task_unit')}: the inner loop adapts on one subject's clips with the "
+            "label-free auxiliary loss, so it needs method lightman and aux_target nearest_macro or self "
+            f"(now method {config.method}, aux_target {config.aux_target})")
+    if config.test_adapt_steps and config.test_adapt_loss == "aux" and not (
+            auxiliary and config.aux_target in LABEL_FREE_TARGETS):
+        raise ConfigError(
+            f"test_adapt_steps = {config.test_adapt_steps} with test_adapt_loss aux adapts on the test subject's "
+            "unlabelled inputs, so it needs an auxiliary branch (method multitask or lightman) with a label-free "
+            f"aux_target (nearest_macro or self); now method {config.method}, aux_target {config.aux_target}. "
+            "Or use test_adapt_loss entropy (TENT)")
     if config.input_size < 8:
         raise ConfigError(f"input_size = {config.input_size} in {where('input_size')}: must be at least 8")
+
+
+def protocol(config: TrainConfig) -> str:
+    """`transductive` when a run reads the test subject's (unlabelled) inputs before predicting it:
+    test-time adaptation or per-subject normalisation; `inductive` otherwise. Never mixed in one table."""
+    return "transductive" if config.test_adapt_steps > 0 or config.subject_norm else "inductive"

@@ -8,7 +8,9 @@ Input of a micro-expression sample: `[u, v, strain]` resized to `input_size`. Wi
 by its RMS, per sample: stage-one flow of a micro-expression is ~0.1-0.8 px and varies a lot
 between people and datasets, while *where* and *in which direction* the face moves is the signal.
 Macro-expression samples give only their flow, normalised to unit norm over the face region: they
-are the alignment targets of the auxiliary branch.
+are the alignment targets of the auxiliary branch. The aligned onset and apex frames of a micro
+sample give `photo` (brightness change and image gradients), which the label-free `self` target of
+the auxiliary branch scores its decoded displacement against.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from mer_pipeline.shards import ShardError, find_shard_sets, open_shards
 
 from .config import TrainConfig
 from .errors import DataError, LabelSetError
-from .labels import get_class_set, infer_class_set
+from .labels import canonical_emotion, get_class_set, infer_class_set
 
 log = logging.getLogger("mer_train")
 
@@ -51,7 +53,9 @@ class MerData:
     macro_field: torch.Tensor   # (M, 2, H, W) macro flow, unit norm over the face
     macro_y: torch.Tensor       # (M,)
     macro_subject: np.ndarray   # (M,)
+    macro_emotion: np.ndarray   # (M,) canonical emotion as written (prototypes per source emotion)
     face_mask: torch.Tensor     # (1, 1, H, W) 1 inside the face region
+    photo: torch.Tensor | None = None  # (N, 4, H, W) apex - onset, d/dx, d/dy of the frames, flow RMS in pixels
     dropped: dict[str, dict[str, int]] = field(default_factory=dict)
     sources: list[dict] = field(default_factory=list)
 
@@ -61,7 +65,8 @@ class MerData:
 
     def to(self, device: torch.device) -> "MerData":
         return replace(self, x=self.x.to(device), y=self.y.to(device), macro_field=self.macro_field.to(device),
-                       macro_y=self.macro_y.to(device), face_mask=self.face_mask.to(device))
+                       macro_y=self.macro_y.to(device), face_mask=self.face_mask.to(device),
+                       photo=None if self.photo is None else self.photo.to(device))
 
 
 def load_data(config: TrainConfig) -> MerData:
@@ -72,13 +77,13 @@ def load_data(config: TrainConfig) -> MerData:
     micro, macro, sources = [], [], []
     for path, explicit_macro in [(p, False) for p in config.shards] + [(p, True) for p in config.macro_shards]:
         for shard_path in find_shard_sets(Path(path)):
-            shards = open_shards(shard_path, fields=("flow", "strain", "landmarks"))
+            shards = open_shards(shard_path, fields=("flow", "strain", "landmarks", "onset", "apex"))
             kinds = np.array(["macro" if explicit_macro else str(k).lower() for k in shards.meta["kind"]], dtype=object)
             sources.append({"path": str(shard_path), "dataset": shards.manifest.get("dataset"),
                             "config_hash": shards.manifest.get("config_hash"), "n": len(shards),
                             "micro": int((kinds == "micro").sum()), "macro": int((kinds == "macro").sum())})
             part = {"size": shards.arrays["flow"].shape[-1], "meta": shards.meta,
-                    **{k: shards.arrays[k] for k in ("flow", "strain", "landmarks")}}
+                    **{k: shards.arrays[k] for k in ("flow", "strain", "landmarks", "onset", "apex") if k in shards.arrays}}
             micro += [_take(part, kinds == "micro")] if (kinds == "micro").any() else []
             macro += [_take(part, kinds == "macro")] if (kinds == "macro").any() else []
     if not micro:
@@ -113,7 +118,9 @@ def load_data(config: TrainConfig) -> MerData:
         else torch.zeros(0, 2, size, size),
         macro_y=torch.from_numpy(np.concatenate([p["y"] for p in macro])) if macro else torch.zeros(0, dtype=torch.long),
         macro_subject=column(macro, "subject_id"),
+        macro_emotion=np.array([canonical_emotion(e) for e in column(macro, "emotion")], dtype=object),
         face_mask=mask, dropped=dropped, sources=sources,
+        photo=torch.cat([photometric(p, size, mask, config.input_norm) for p in micro]),
     )
     log.info("loaded %d micro samples (%d subjects) and %d macro samples, classes %s",
              len(data.y), len(data.subjects), len(data.macro_y), class_set.name)
@@ -168,6 +175,30 @@ def motion_input(flow: np.ndarray, strain: np.ndarray, size: int, mask: torch.Te
     return torch.cat([uv, strain], dim=1)
 
 
+def photometric(part: dict, size: int, mask: torch.Tensor, norm: str) -> torch.Tensor:
+    """(N, 4, size, size): [apex - onset, d/dx, d/dy of the mean frame] in grey levels / 255 at the input
+    size, and the flow RMS over the face in pixels of the resized frame (a constant map per sample):
+    the linearised brightness constancy I_t + I_x u + I_y v = 0 that the `self` target scores a decoded
+    displacement with. The scale turns a decoded field in the input's RMS units back into pixels
+    (1 when the input is not normalised). Zeros where a shard set has no frames."""
+    n = len(part["flow"])
+    if "onset" not in part or "apex" not in part:
+        return torch.zeros(n, 4, size, size)
+    onset = resize(part["onset"][:, None] / 255.0, size)  # (N, 1, H, W)
+    apex = resize(part["apex"][:, None] / 255.0, size)
+    mean = (onset + apex) / 2
+    ix = torch.zeros_like(mean)
+    iy = torch.zeros_like(mean)
+    ix[..., 1:-1] = (mean[..., 2:] - mean[..., :-2]) / 2
+    iy[..., 1:-1, :] = (mean[..., 2:, :] - mean[..., :-2, :]) / 2
+    if norm == "rms":
+        uv = resize(part["flow"], size) * (size / part["flow"].shape[-1])
+        scale = ((uv.pow(2).sum(1, keepdim=True) * mask).sum((2, 3), keepdim=True) / mask.sum()).sqrt()
+    else:
+        scale = torch.ones(n, 1, 1, 1)
+    return torch.cat([apex - onset, ix, iy, scale.expand(n, 1, size, size)], dim=1)
+
+
 def unit_field(flow: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(N, 2, H, W) -> the same fields scaled to unit norm over the face region (zero fields stay zero)."""
     return flow / (flow * mask).flatten(1).norm(dim=1).clamp_min(EPS)[:, None, None, None]
@@ -191,6 +222,31 @@ def face_mask(parts: list[dict], size: int) -> torch.Tensor:
     yy, xx = np.mgrid[0:size, 0:size] + 0.5
     inside = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1
     return torch.from_numpy(inside.astype(np.float32))[None, None]
+
+
+def macro_prototypes(data: MerData, exclude_subject: str | None) -> torch.Tensor:
+    """Label-free alignment targets: one unit-norm mean macro field per source emotion (CK+ happy,
+    surprise, disgust, ... as written, canonical), leaving out the test subject's own macro samples.
+    (P, 2, H, W); P = 0 without macro samples."""
+    keep = data.macro_subject != exclude_subject
+    emotions = sorted(set(data.macro_emotion[keep].tolist()))
+    fields = []
+    for emotion in emotions:
+        chosen = torch.from_numpy(keep & (data.macro_emotion == emotion)).to(data.macro_field.device)
+        fields.append(data.macro_field[chosen].sum(0))
+    if not fields:
+        return torch.zeros(0, *data.macro_field.shape[1:], device=data.macro_field.device)
+    return unit_field(torch.stack(fields), data.face_mask)
+
+
+def subject_centered(x: torch.Tensor, subject: np.ndarray) -> torch.Tensor:
+    """`x` minus each subject's mean input (the subject-normalisation baseline: transductive, as it
+    reads the test subject's inputs, never its labels)."""
+    out = x.clone()
+    for s in np.unique(subject):
+        rows = torch.as_tensor(np.flatnonzero(subject == s), device=x.device)
+        out[rows] = x[rows] - x[rows].mean(0, keepdim=True)
+    return out
 
 
 def macro_targets(data: MerData, exclude_subject: str | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -273,6 +329,13 @@ class FoldSampler:
         in_support = np.isin(self.subject[self.train_index], support_subjects)
         return (self._per_class(self.train_index[in_support], shots),
                 self._per_class(self.train_index[~in_support], query_shots))
+
+    def subject_episode(self, n: int) -> np.ndarray:
+        """Up to `n` clips of one training subject drawn at random (task_unit subject: one person's
+        clips, as a test subject's are adapted on)."""
+        subject = self.rng.choice(self.subjects)
+        clips = self.train_index[self.subject[self.train_index] == subject]
+        return self.rng.choice(clips, size=min(n, len(clips)), replace=False)
 
     def _per_class(self, pool: np.ndarray, shots: int) -> np.ndarray:
         picks = []

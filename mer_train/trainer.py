@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from .config import TrainConfig
-from .data import FoldSampler, MerData, macro_targets, training_set
+from .config import TrainConfig, protocol
+from .data import FoldSampler, MerData, macro_prototypes, macro_targets, subject_centered, training_set, unit_field
 from .errors import TrainError
 from .models import create_model
 
@@ -36,57 +36,151 @@ METHODS = {"erm": (False, False), "multitask": (False, True), "maml": (True, Fal
 
 @dataclass
 class Align:
-    """What the alignment loss compares a decoded field with: per-class macro fields and the face."""
+    """What the auxiliary loss compares a decoded field with (docs/method.md, "The auxiliary targets").
 
-    targets: torch.Tensor     # (K, 2, H, W) unit norm over the face
-    has_target: torch.Tensor  # (K,) bool
+    `kind` class_macro: `targets[k]` is the mean macro field of class k, chosen by the sample's label;
+    nearest_macro: `targets` are macro prototypes (one per source emotion) and a sample's target is
+    the prototype nearest to its own input flow, none when that cosine is below `gate`; self: the
+    decoded displacement must explain the brightness change from onset to apex where the auxiliary
+    branch's input was hidden (+ `macro_pull` toward the nearest prototype). `permutation` maps a
+    chosen target to another one (the shuffled-templates control)."""
+
+    targets: torch.Tensor     # (P, 2, H, W) unit norm over the face
+    has_target: torch.Tensor  # (P,) bool
     mask: torch.Tensor        # (1, 1, H, W)
+    kind: str = "class_macro"
+    gate: float = 0.0
+    permutation: torch.Tensor | None = None  # (P,) long
+    smooth: float = 0.1
+    macro_pull: float = 0.0
+
+
+MODEL_CHANNELS = 3  # [u, v, strain]; a fold's input tensor may carry more channels for the losses:
+SELF_CHANNELS = 5   # + [apex - onset, d/dx, d/dy, flow RMS, visible cells] with aux_target self
 
 
 # ----------------------------------------------------------------------------------------------
 # losses and the level-one (inner) loop
 
 
-def align_loss(field: torch.Tensor, y: torch.Tensor, align: Align, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """1 - cosine between each decoded field and the macro field of its class, over the face region.
-    Cosine ignores magnitude (micro ~0.3 px vs macro ~10 px). Samples of classes without a macro
-    field (e.g. `others`) do not count, nor samples of `weight` 0; with none left the loss is 0."""
-    field = field * align.mask                            # (B, 2, H, W); autocast runs cosine and CE in fp32
-    target = align.targets[y] * align.mask                # (B, 2, H, W)
-    cosine = F.cosine_similarity(field.flatten(1), target.flatten(1), dim=1, eps=1e-8)  # (B,)
-    counted = align.has_target[y].to(cosine.dtype)        # (B,)
+def cosine(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, 2, H, W) x (B or P, 2, H, W) fields -> (B,) cosine over the face region."""
+    return F.cosine_similarity((a * mask).flatten(1), (b * mask).flatten(1), dim=1, eps=1e-8)
+
+
+def nearest_prototype(x: torch.Tensor, align: Align) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each input's own flow (B, 2, H, W): the index of the nearest prototype and that cosine.
+    Reads only the input, never a label, so it works on a new person's clips too."""
+    flow = F.normalize((x[:, :2] * align.mask).flatten(1), dim=1, eps=1e-8)         # (B, 2HW)
+    protos = F.normalize((align.targets * align.mask).flatten(1), dim=1, eps=1e-8)  # (P, 2HW)
+    best, index = (flow @ protos.T).max(dim=1)                                       # (B,), (B,)
+    return index, best
+
+
+def align_loss(field: torch.Tensor, y: torch.Tensor, align: Align, weight: torch.Tensor | None = None,
+               x: torch.Tensor | None = None) -> torch.Tensor:
+    """The auxiliary loss of decoded fields (B, 2, H, W), averaged over the samples that have a target.
+
+    class_macro: 1 - cosine with the macro field of the sample's class (micro ~0.3 px vs macro ~10 px:
+    cosine ignores magnitude); classes without a macro field (e.g. `others`) do not count.
+    nearest_macro: 1 - cosine with the prototype nearest to the input `x`'s flow, when it is near enough.
+    self: see `self_alignment`. Samples of `weight` 0 never count; with none left the loss is 0."""
+    if align.kind == "self":
+        per_sample, counted = self_alignment(field, x, align), torch.ones_like(field[:, 0, 0, 0])
+    else:
+        if align.kind == "class_macro":
+            index = y
+            counted = align.has_target[index].to(field.dtype)
+        else:
+            index, best = nearest_prototype(x, align)
+            counted = (best >= align.gate).to(field.dtype)
+        if align.permutation is not None:
+            index = align.permutation[index]
+        per_sample = 1 - cosine(field, align.targets[index], align.mask)  # autocast runs it in fp32
     if weight is not None:
         counted = counted * weight
-    return ((1 - cosine) * counted).sum() / counted.sum().clamp_min(1)
+    return (per_sample * counted).sum() / counted.sum().clamp_min(1)
+
+
+def self_alignment(field: torch.Tensor, x: torch.Tensor, align: Align) -> torch.Tensor:
+    """(B,) image alignment proper: the decoded displacement (in the input's RMS units, times the
+    sample's flow RMS in pixels) must warp the aligned onset onto the aligned apex. Scored by the
+    linearised brightness constancy residual I_t + I_x u + I_y v (Charbonnier), relative to the
+    residual of no motion, over the face cells hidden from the auxiliary branch's input: there the
+    decoder cannot copy its input flow and must infer the motion from the visible face. Plus
+    `smooth` x the squared gradient of the field, and `macro_pull` x (1 - cosine with the nearest macro
+    prototype of the unmasked input)."""
+    it, ix, iy, scale, visible = (x[:, MODEL_CHANNELS + i] for i in range(SELF_CHANNELS))  # (B, H, W) each
+    u, v = field[:, 0] * scale, field[:, 1] * scale
+    region = align.mask[:, 0] * (1 - visible)                                              # (B, H, W)
+    eps = 1e-3  # a quarter of a grey level
+
+    def charbonnier(r):
+        return torch.sqrt(r * r + eps * eps) - eps
+
+    residual = (charbonnier(it + ix * u + iy * v) * region).sum((1, 2))
+    still = (charbonnier(it) * region).sum((1, 2)).clamp_min(1e-6)
+    dx, dy = field[..., :, 1:] - field[..., :, :-1], field[..., 1:, :] - field[..., :-1, :]
+    smooth = dx.pow(2).mean((1, 2, 3)) + dy.pow(2).mean((1, 2, 3))
+    loss = residual / still + align.smooth * smooth
+    if align.macro_pull and len(align.targets):
+        index, _ = nearest_prototype(x, align)
+        loss = loss + align.macro_pull * (1 - cosine(field, align.targets[index], align.mask))
+    return loss
 
 
 def branch_loss(model: torch.nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-                align: Align | None = None, align_weight: float = 0.0, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """CE of the primary branch (+ align_weight * alignment loss of the auxiliary branch), evaluated
-    with `params` in place of the model's own weights. `weight` (B,) of 0/1 leaves samples out (the
-    padding of a batched meta-batch); None counts every sample."""
+                align: Align | None = None, align_weight: float = 0.0, weight: torch.Tensor | None = None,
+                ce_weight: float = 1.0) -> torch.Tensor:
+    """ce_weight x CE of the primary branch + align_weight x the auxiliary loss, evaluated with
+    `params` in place of the model's own weights. `x` (B, C, H, W): the model reads its first
+    MODEL_CHANNELS; the losses may read the rest. `weight` (B,) of 0/1 leaves samples out (the padding
+    of a batched meta-batch); None counts every sample. With ce_weight 0, `y` is never read unless the
+    target is class_macro (label-free adaptation)."""
     aux = align is not None and align_weight != 0
-    out = functional_call(model, params, (x,), {"aux": aux})  # logits (B, K), or (logits, field (B, 2, H, W))
-    logits = out[0] if aux else out
-    if weight is None:
-        ce = F.cross_entropy(logits, y)
-    else:
-        ce = (F.cross_entropy(logits, y, reduction="none") * weight).sum() / weight.sum()
-    return ce + align_weight * align_loss(out[1], y, align, weight) if aux else ce
+    inputs = x[:, :MODEL_CHANNELS]
+    logits = field = None
+    if aux and align.kind == "self":  # the auxiliary branch sees the input with cells hidden
+        visible = x[:, MODEL_CHANNELS + SELF_CHANNELS - 1: MODEL_CHANNELS + SELF_CHANNELS]  # (B, 1, H, W)
+        field = functional_call(model, params, (inputs * visible,), {"aux": True})[1]
+        if ce_weight:
+            logits = functional_call(model, params, (inputs,))
+    elif aux:
+        logits, field = functional_call(model, params, (inputs,), {"aux": True})  # (B, K), (B, 2, H, W)
+    elif ce_weight:
+        logits = functional_call(model, params, (inputs,))
+    loss = 0.0
+    if ce_weight:
+        if weight is None:
+            ce = F.cross_entropy(logits, y)
+        else:
+            ce = (F.cross_entropy(logits, y, reduction="none") * weight).sum() / weight.sum()
+        loss = ce_weight * ce
+    if aux:
+        loss = loss + align_weight * align_loss(field, y, align, weight, x)
+    return loss
+
+
+def sgd_steps(loss_fn, params: dict[str, torch.Tensor], *, lr: float, steps: int, first_order: bool,
+              trainable: set[str] | None = None) -> dict[str, torch.Tensor]:
+    """params - lr * grad(loss_fn), `steps` times, on the `trainable` names only (None: all).
+    Second order: the gradient keeps its graph (`torch.func.grad`), so a loss of the result can be
+    differentiated through the steps; first order treats each step's gradient as a constant."""
+    fast = dict(params)
+    for _ in range(steps):
+        moving = {k: v for k, v in fast.items() if trainable is None or k in trainable}
+        grads = torch.func.grad(lambda w: loss_fn({**fast, **w}))(moving)
+        fast = {**fast, **{k: w - lr * (grads[k].detach() if first_order else grads[k]) for k, w in moving.items()}}
+    return fast
 
 
 def adapt(model: torch.nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, *,
           align: Align | None, align_weight: float, inner_lr: float, inner_steps: int,
-          first_order: bool, weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """Level one: fast weights = weights - inner_lr * grad(support loss), `inner_steps` times.
-    Second order: the meta-gradient flows through the adaptation (`torch.func.grad` keeps the graph
-    for the outer backward); first order treats the step's gradient as a constant. Runs as it is
-    inside `torch.func.vmap` (the batched meta-batch of `outer_loss`)."""
-    fast = dict(params)
-    for _ in range(inner_steps):
-        grads = torch.func.grad(lambda w: branch_loss(model, w, x, y, align, align_weight, weight))(fast)
-        fast = {name: w - inner_lr * (grads[name].detach() if first_order else grads[name]) for name, w in fast.items()}
-    return fast
+          first_order: bool, weight: torch.Tensor | None = None, ce_weight: float = 1.0) -> dict[str, torch.Tensor]:
+    """Level one: fast weights = weights - inner_lr * grad(support loss), `inner_steps` times. Runs as
+    it is inside `torch.func.vmap` (the batched meta-batch of `outer_loss`)."""
+    return sgd_steps(lambda w: branch_loss(model, w, x, y, align, align_weight, weight, ce_weight), params,
+                     lr=inner_lr, steps=inner_steps, first_order=first_order)
 
 
 # The tasks of a meta-batch run as one batch (torch.func.vmap): the support sets share the
@@ -98,21 +192,37 @@ VMAP_TASKS = True
 
 def outer_loss(model: torch.nn.Module, params: dict[str, torch.Tensor], config: TrainConfig, x: torch.Tensor,
                y: torch.Tensor, sampler: FoldSampler, align: Align | None) -> torch.Tensor:
-    """The loss of one outer step of `config.method`, on samples drawn by `sampler`."""
+    """The loss of one outer step of `config.method`, on samples drawn by `sampler`.
+
+    Bi-level, task_unit halves: support and query from two halves of the training subjects; the
+    adapted weights' loss on the query people (+ beta x the support loss of the base weights, which
+    trains the weights that are evaluated when eval_adapt is 0). task_unit subject: one training
+    subject per task; level one adapts on its clips with the label-free auxiliary loss only (as a
+    new person is adapted at test time), level two scores the adapted weights' CE on the same clips."""
     bilevel, auxiliary = METHODS[config.method]
     align_weight = config.align_weight if auxiliary else 0.0
     if not bilevel:
         batch = torch.as_tensor(sampler.batch(config.batch_size), device=x.device)
-        return branch_loss(model, params, x[batch], y[batch], align, align_weight)  # x[batch]: (B, 3, H, W)
+        return branch_loss(model, params, x[batch], y[batch], align, align_weight)  # x[batch]: (B, C, H, W)
     query_weight = align_weight if config.outer_align else 0.0
-    tasks = [sampler.episode(config.shots, config.query_shots) for _ in range(config.meta_batch)]
+    beta = config.outer_base_weight
+    by_subject = config.task_unit == "subject"
+    if by_subject:
+        tasks = [(s, s) for s in (sampler.subject_episode(config.batch_size) for _ in range(config.meta_batch))]
+    else:
+        tasks = [sampler.episode(config.shots, config.query_shots) for _ in range(config.meta_batch)]
 
     def task_loss(xs, ys, xq, yq, ws=None, wq=None):
         # level one: task-specific learning in both branches, on the support subjects
-        fast = adapt(model, params, xs, ys, align=align, align_weight=align_weight, inner_lr=config.inner_lr,
-                     inner_steps=config.inner_steps, first_order=config.first_order, weight=ws)
+        # (task_unit subject: the auxiliary branch alone, label-free, on one subject's clips)
+        fast = adapt(model, params, xs, ys, align=align, align_weight=1.0 if by_subject else align_weight,
+                     inner_lr=config.inner_lr, inner_steps=config.inner_steps, first_order=config.first_order,
+                     weight=ws, ce_weight=0.0 if by_subject else 1.0)
         # level two: the adapted weights meet new people (the query subjects); their loss refines the shared weights
-        return branch_loss(model, fast, xq, yq, align, query_weight, wq)
+        loss = branch_loss(model, fast, xq, yq, align, query_weight, wq)
+        if beta:  # MLDG-style: the base weights themselves must be good too
+            loss = loss + beta * branch_loss(model, params, xs, ys, align, 0.0 if by_subject else align_weight, ws)
+        return loss
 
     if not VMAP_TASKS:
         loss = 0.0
@@ -135,12 +245,109 @@ def padded(sets: list[np.ndarray], device: torch.device) -> tuple[torch.Tensor, 
 
 
 # ----------------------------------------------------------------------------------------------
+# what a fold trains on and how it is evaluated
+
+
+def make_align(config: TrainConfig, data: MerData, test_subject: str) -> Align | None:
+    """The auxiliary targets of a fold (None without the auxiliary branch); the test subject's own
+    macro-expressions are left out. Controls: `shuffled` permutes the templates (a fixed derangement),
+    `random` replaces them by random smooth fields; both seeded by config.seed."""
+    if not METHODS[config.method][1]:
+        return None
+    if config.aux_target == "class_macro":
+        targets, has_target = macro_targets(data, exclude_subject=test_subject)  # (K, 2, H, W), (K,)
+    else:
+        targets = macro_prototypes(data, exclude_subject=test_subject)            # (P, 2, H, W)
+        has_target = torch.ones(len(targets), dtype=torch.bool, device=targets.device)
+    generator = torch.Generator().manual_seed(config.seed)
+    if config.aux_control == "random" and len(targets):
+        targets = random_smooth_fields(len(targets), targets.shape[-1], generator).to(targets.device)
+        targets = unit_field(targets, data.face_mask)
+    permutation = None
+    if config.aux_control == "shuffled" and len(targets) > 1:
+        order = torch.randperm(len(targets), generator=generator)
+        permutation = torch.empty_like(order)
+        permutation[order] = order.roll(1)  # order[i] -> order[i + 1]: no target keeps its place
+        permutation = permutation.to(targets.device)
+    return Align(targets, has_target, data.face_mask, config.aux_target, config.aux_gate, permutation,
+                 config.aux_smooth, config.aux_macro_pull)
+
+
+def random_smooth_fields(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """(n, 2, size, size) Gaussian noise blurred to blobs of about a sixth of the face: the
+    random-field control, as smooth as a macro-expression field but carrying no expression."""
+    coarse = torch.randn(n, 2, 6, 6, generator=generator)
+    return F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
+
+
+def fold_inputs(config: TrainConfig, data: MerData) -> torch.Tensor:
+    """(N, C, H, W): the model input [u, v, strain] (centred per subject with subject_norm), plus the
+    channels the self target reads: the photometric terms and a fixed per-sample mask of visible
+    cells (a 6 x 6 grid, aux_mask_ratio of the cells hidden), drawn from config.seed."""
+    x = subject_centered(data.x, data.subject) if config.subject_norm else data.x
+    if not (METHODS[config.method][1] and config.aux_target == "self"):
+        return x
+    n, _, h, w = x.shape
+    generator = torch.Generator().manual_seed(config.seed)
+    cells = (torch.rand(n, 1, 6, 6, generator=generator) >= config.aux_mask_ratio).float()
+    visible = F.interpolate(cells, size=(h, w), mode="nearest").to(x.device)
+    return torch.cat([x, data.photo, visible], dim=1)
+
+
+def norm_parameter_names(model: torch.nn.Module) -> set[str]:
+    """The affine parameters of the normalisation layers (what TENT adapts)."""
+    norms = (torch.nn.GroupNorm, torch.nn.LayerNorm, torch.nn.BatchNorm2d, torch.nn.InstanceNorm2d)
+    return {f"{name}.{p}" if name else p for name, module in model.named_modules() if isinstance(module, norms)
+            for p, _ in module.named_parameters(recurse=False)}
+
+
+def test_time_adapt(model: torch.nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, config: TrainConfig,
+                    align: Align | None) -> dict[str, torch.Tensor]:
+    """The transductive protocol: `test_adapt_steps` SGD steps on one test subject's inputs `x`,
+    label-free (the auxiliary loss, or TENT's prediction entropy); no label is passed in."""
+    trainable = norm_parameter_names(model) if config.test_adapt_params == "norm" else None
+    no_labels = torch.zeros(len(x), dtype=torch.long, device=x.device)  # never read: ce_weight 0
+
+    def loss(w):
+        if config.test_adapt_loss == "entropy":
+            logp = functional_call(model, w, (x[:, :MODEL_CHANNELS],)).float().log_softmax(dim=1)
+            return -(logp.exp() * logp).sum(1).mean()
+        return branch_loss(model, w, x, no_labels, align, 1.0, ce_weight=0.0)
+
+    start = {k: v.detach() for k, v in params.items()}
+    with torch.enable_grad():
+        fast = sgd_steps(loss, start, lr=config.test_adapt_lr, steps=config.test_adapt_steps, first_order=True,
+                         trainable=trainable)
+    return {k: v.detach() for k, v in fast.items()}
+
+
+def support_adapted(model: torch.nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                    config: TrainConfig, sampler: FoldSampler, align: Align | None) -> dict[str, torch.Tensor]:
+    """eval_adapt: the trained weights adapted as level one adapts them, on one support episode
+    drawn from the training subjects (their labels only), so what is evaluated is what level two
+    optimised."""
+    by_subject = config.task_unit == "subject"
+    auxiliary = METHODS[config.method][1]
+    support = sampler.subject_episode(config.batch_size) if by_subject else sampler.episode(config.shots, config.query_shots)[0]
+    s = torch.as_tensor(support, device=x.device)
+    start = {k: v.detach() for k, v in params.items()}
+    with torch.enable_grad():
+        fast = adapt(model, start, x[s], y[s], align=align,
+                     align_weight=(1.0 if by_subject else config.align_weight) if auxiliary else 0.0,
+                     inner_lr=config.inner_lr, inner_steps=config.inner_steps, first_order=True,
+                     ce_weight=0.0 if by_subject else 1.0)
+    return {k: v.detach() for k, v in fast.items()}
+
+
+# ----------------------------------------------------------------------------------------------
 # one fold
 
 
 def train_fold(config: TrainConfig, data: MerData, fold: int, test_subject: str, device: torch.device,
                progress: bool = False) -> dict[str, Any]:
-    """Train on every subject but `test_subject` for exactly `config.steps` steps, then predict it."""
+    """Train on every subject but `test_subject` for exactly `config.steps` steps, then predict it
+    (inductive: the test subject's inputs are read only to be predicted; transductive, with
+    test_adapt_steps or subject_norm: its unlabelled inputs also adapt the model; never its labels)."""
     is_test = data.subject == test_subject
     train_index, test_index = np.flatnonzero(~is_test), np.flatnonzero(is_test)
     torch.manual_seed(config.seed * 1_000_003 + fold)  # the model's initial weights
@@ -152,16 +359,14 @@ def train_fold(config: TrainConfig, data: MerData, fold: int, test_subject: str,
     params = dict(model.named_parameters())
     # foreach: each Adam op runs over all tensors at once, not per tensor (~1 ms less per CPU step); same bits
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
-    align = None
-    if METHODS[config.method][1]:
-        targets, has_target = macro_targets(data, exclude_subject=test_subject)  # (K, 2, H, W), (K,)
-        align = Align(targets, has_target, data.face_mask)
+    align = make_align(config, data, test_subject)
+    x = fold_inputs(config, data)  # (N, C, H, W)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     curve, start = [], time.perf_counter()
     for step in tqdm(range(config.steps), desc=f"fold {fold} ({test_subject})", leave=False, disable=not progress):
         with autocast:
-            loss = outer_loss(model, params, config, data.x, y, sampler, align)
+            loss = outer_loss(model, params, config, x, y, sampler, align)
         if not torch.isfinite(loss):  # stop before the weights (and any checkpoint) are poisoned
             raise TrainError(
                 f"fold {fold} ({test_subject}): the training loss is {loss.item()} at step {step + 1} of "
@@ -172,11 +377,25 @@ def train_fold(config: TrainConfig, data: MerData, fold: int, test_subject: str,
         optimizer.step()
         curve.append(loss.item())
 
-    # The meta-learned weights are evaluated as they are: no adaptation at test time.
-    probs = predict(model, data.x[torch.as_tensor(test_index, device=device)], config.eval_batch_size, autocast)
+    # Evaluate what level two optimised. Inductive: the trained weights (eval_adapt 0), or the mean
+    # prediction of the weights adapted on eval_adapt support episodes of training subjects.
+    # Transductive: the weights adapted on the test subject's unlabelled inputs.
+    model.eval()  # no dropout while adapting at test time and predicting
+    test_x = x[torch.as_tensor(test_index, device=device)]
+    with autocast:
+        if config.test_adapt_steps:
+            weights = [test_time_adapt(model, params, test_x, config, align)]
+        elif config.eval_adapt:
+            eval_sampler = FoldSampler(y.cpu().numpy(), data.subject, train_index, np.random.default_rng([config.seed, fold, 11]))
+            weights = [support_adapted(model, params, x, y, config, eval_sampler, align) for _ in range(config.eval_adapt)]
+        else:
+            weights = [None]
+    probs = np.mean([predict(model, test_x, config.eval_batch_size, autocast, w) for w in weights], axis=0)
+    model.train()
     return {
         "fold": {"index": fold, "subject": test_subject, "n_train": len(train_index), "n_test": len(test_index),
                  "train_subjects": sorted(set(data.subject[train_index].tolist()))},
+        "protocol": protocol(config),
         "sample_id": data.sample_id[test_index].tolist(),
         "probs": probs.tolist(),
         "curve": curve,
@@ -186,12 +405,16 @@ def train_fold(config: TrainConfig, data: MerData, fold: int, test_subject: str,
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int, autocast) -> np.ndarray:
-    """(N, 3, H, W) -> (N, K) class probabilities."""
+def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int, autocast,
+            params: dict[str, torch.Tensor] | None = None) -> np.ndarray:
+    """(N, C, H, W) -> (N, K) class probabilities, with the model's weights or `params`."""
+    was_training = model.training
     model.eval()
     chunks = []
     for i in range(0, len(x), batch_size):
+        batch = x[i:i + batch_size, :MODEL_CHANNELS]
         with autocast:
-            chunks.append(model(x[i:i + batch_size]).float().softmax(dim=1).cpu())
-    model.train()
+            logits = model(batch) if params is None else functional_call(model, params, (batch,))
+        chunks.append(logits.float().softmax(dim=1).cpu())
+    model.train(was_training)
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, 0))
