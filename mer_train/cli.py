@@ -161,3 +161,44 @@ def list_() -> None:
     click.echo("class sets:")
     for name, class_set in SETS.items():
         click.echo(f"  {name}: {', '.join(class_set.classes)}")
+
+
+@main.command()
+@click.option("--grid", "grid_options", multiple=True, required=True, metavar="KEY=V1,V2",
+              help="Values to choose from, read like --set values; repeat for a grid (the cartesian product).")
+@click.option("--inner-folds", type=click.IntRange(min=1),
+              help="Score each grid point on this many inner folds [default: one per training subject].")
+@click.option("--method", type=click.Choice(METHODS), help="Method [default: lightman, or the config's].")
+@run_options
+@_errors
+def tune(grid_options, inner_folds, method, shards, macro_shards, classes, config_path, device, seed, out, assignments,
+         quiet, **others) -> None:
+    """Nested LOSO: choose config values on each fold's training subjects only, then test once.
+
+    For each outer fold, every grid point is scored by an inner LOSO over the fold's training
+    subjects (pooled UF1; ties go to the first point); the best is retrained on all of them and
+    tested on the outer subject. metrics.json records the values chosen per fold.
+
+    Example:
+
+    \b
+        mer-train tune --shards data/shards --config configs/ci.yaml --grid lr=0.001,0.003 --grid steps=40,80
+    """
+    from .tune import parse_grid, tune as run
+
+    given = sorted(name for name, value in others.items() if value not in (None, (), False))
+    if given:
+        raise click.UsageError(f"mer-train tune does not take --{given[0].replace('_', '-')} yet")
+    _logging(quiet)
+    config = _config(config_path, assignments, method=method, shards=shards, macro_shards=macro_shards,
+                     classes=classes, device=device, seed=seed, out=out)
+    result = run(config, parse_grid(grid_options), inner_folds=inner_folds, progress=not quiet)
+    overall, tuning = result.metrics["overall"], result.metrics["tuning"]
+    click.echo(f"tune {result.metrics['method']} on {result.metrics['class_set']}: {len(result.metrics['folds'])} "
+               f"outer folds x {tuning['points']} grid points ({tuning['trainings']} trainings), {overall['n']} "
+               f"samples: UF1 {overall['uf1']:.3f}, UAR {overall['uar']:.3f}, accuracy {overall['accuracy']:.3f}")
+    for fold in result.metrics["folds"]:
+        values = ", ".join(f"{key}={value}" for key, value in fold["chosen"].items())
+        best = max(score["uf1"] for score in fold["inner"])
+        click.echo(f"  {fold['subject']}: {values} (inner UF1 {best:.3f})")
+    click.echo(f"Run directory: {result.out}")

@@ -1,0 +1,359 @@
+"""Honest tuning: nested leave-one-subject-out over a grid of config values (`mer-train tune`).
+
+For each outer fold (test subject s), the outer subject's samples, micro and macro, are removed
+first; every grid point is then scored by an inner LOSO over the remaining (training) subjects only:
+the pooled UF1 of its inner folds' predictions. The best point (ties: the first in grid order) is
+retrained on all training subjects, exactly as a plain LOSO fold, and tested once on s. The outer
+predictions are pooled as in `mer_train.loso`. Nothing that chooses a value for s reads s's labels:
+tests/test_tune.py changes them and checks that every choice stays the same.
+
+Cost: outer folds x (grid points x inner folds + 1) trainings. `inner_folds=N` scores each grid
+point on N inner folds (held-out subjects spread evenly over the sorted training subjects) instead
+of all of them: cheaper, but each choice rests on fewer held-out people (more variance).
+
+Every training goes through `_run_folds` (one job list, results handed back as they finish), so a
+parallel runner can replace it. Each result is stored as soon as it is made: an inner fold as a
+JSON file, an outer fold as the usual checkpoint, so a rerun into the same run directory skips
+finished work.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+from dataclasses import dataclass, fields, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from . import trainer
+from .config import TrainConfig, load_config, save_config
+from .data import DATA_KEYS, MerData, load_data
+from .errors import ConfigError, DataError
+from .loso import cpu_threads, load_fold, require_runnable, resolve_device, save_checkpoint
+from .metrics import pooled_metrics
+from .report import plot_confusion, write_json, write_predictions, write_report
+from .trainer import METHODS
+
+log = logging.getLogger("mer_train")
+
+INNER_FORMAT = "mer-train-inner/1"
+# Keys a grid cannot hold: they change what is evaluated (the data, the class set) or only where
+# and how fast it runs, never the model.
+NOT_TUNABLE = {"shards": "the data", "macro_shards": "the data", "classes": "the class set evaluated",
+               "out": "the run directory", "device": "the device", "threads": "the thread count",
+               "eval_batch_size": "the evaluation batch size", "seed": "the seed (choosing a seed is not tuning)"}
+SELECTION = "pooled UF1 of the inner folds; ties go to the first grid point in grid order"
+
+
+@dataclass
+class TuneResult:
+    out: Path
+    config: TrainConfig
+    metrics: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FoldJob:
+    """One training: `config` on `data` without `test_subject`, then predict `test_subject`."""
+
+    config: TrainConfig
+    data: MerData
+    fold: int          # seeds the fold's weights, batches and tasks (trainer.train_fold)
+    test_subject: str
+    path: Path         # where its result is stored
+
+
+# ----------------------------------------------------------------------------------------------
+# the grid
+
+
+def parse_grid(options: Iterable[str]) -> dict[str, list[Any]]:
+    """`KEY=V1,V2` texts (the --grid options) -> {key: [values]}; each value is read as YAML, like a
+    --set value (`lr=0.001,0.003`, `first_order=true,false`)."""
+    grid: dict[str, list[Any]] = {}
+    for text in options:
+        key, sep, raw = text.partition("=")
+        key = key.strip()
+        if not sep or not key or not raw.strip():
+            raise ConfigError(f"--grid {text!r}: expected KEY=V1,V2,..., e.g. --grid lr=0.001,0.003")
+        if key in grid:
+            raise ConfigError(f"--grid {key} is given twice; put all its values in one option: --grid {key}=V1,V2")
+        values = [yaml.safe_load(v) for v in raw.split(",")]
+        if any(v is None for v in values):
+            raise ConfigError(f"--grid {text!r}: an empty value; separate values by single commas")
+        grid[key] = values
+    return grid
+
+
+def grid_points(config: TrainConfig, grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """The cartesian product of `grid`, in order (first key slowest), each value checked by
+    `TrainConfig.replace` and stored as the config holds it (`lr=1e-3` -> 0.001). Fails before any
+    training on an unknown key, a key that cannot be tuned, a bad or repeated value."""
+    if not grid:
+        raise ConfigError("no --grid given: pass at least one, e.g. --grid lr=0.001,0.003")
+    checked: dict[str, list[Any]] = {}
+    for key, values in grid.items():
+        if key in NOT_TUNABLE:
+            raise ConfigError(f"--grid {key}: {key} sets {NOT_TUNABLE[key]}, not the model; it cannot be tuned. "
+                              f"Set it with its flag or --set {key}=VALUE")
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+            raise ConfigError(f"--grid {key}: expected a list of values, got {values!r}")
+        checked[key] = []
+        for value in values:
+            try:
+                value = getattr(config.replace(**{key: value}), key)
+            except ConfigError as error:
+                raise ConfigError(f"--grid {key}={value}: {error}") from error
+            if value in checked[key]:
+                raise ConfigError(f"--grid {key}: the value {value!r} is given twice")
+            checked[key].append(value)
+    return [dict(zip(checked, values)) for values in itertools.product(*checked.values())]
+
+
+# ----------------------------------------------------------------------------------------------
+# nested LOSO
+
+
+def tune(config: TrainConfig | str | os.PathLike | None, grid: Mapping[str, Sequence[Any]], *,
+         inner_folds: int | None = None, data: MerData | None = None, progress: bool = False,
+         **overrides: Any) -> TuneResult:
+    """Nested LOSO of `config` (a TrainConfig, a YAML path or None, with `overrides`) over `grid`
+    ({key: [values]}); returns the run directory and the metrics pooled over the outer folds.
+
+        result = mer_train.tune.tune("configs/ci.yaml", {"lr": [0.001, 0.003]}, shards=["out"])
+        [fold["chosen"] for fold in result.metrics["folds"]]   # e.g. [{"lr": 0.003}, {"lr": 0.001}, ...]
+
+    `data` (already loaded) cannot be combined with a grid over a key `load_data` reads (input_size, ...).
+    """
+    if not isinstance(config, TrainConfig):
+        config = load_config(config, overrides)
+    elif overrides:
+        config = config.replace(**overrides)
+    points = grid_points(config, grid)
+    if inner_folds is not None and inner_folds < 1:
+        raise ConfigError(f"--inner-folds {inner_folds}: must be at least 1 (or left out: every training subject)")
+    data_keys = sorted(set(DATA_KEYS) & {key for point in points for key in point})
+    if data is not None and data_keys:
+        raise ConfigError(f"--grid {', '.join(data_keys)}: changes the data loaded, so tune() cannot take data=; "
+                          "leave data out and it is loaded per grid point")
+    with cpu_threads(config.threads):
+        return _tune(config, points, inner_folds, data, progress)
+
+
+def _tune(config: TrainConfig, points: list[dict[str, Any]], inner_folds: int | None, data: MerData | None,
+          progress: bool) -> TuneResult:
+    device = resolve_device(config.device)
+    loaded: dict[tuple, MerData] = {}
+
+    def data_for(point_config: TrainConfig) -> MerData:  # one loaded set per value of the data keys
+        key = tuple(repr(getattr(point_config, k)) for k in DATA_KEYS)
+        if key not in loaded:
+            loaded[key] = (data if data is not None else load_data(point_config)).to(device)
+        return loaded[key]
+
+    out = Path(config.out or f"runs/{config.method}-{datetime.now():%Y%m%d-%H%M%S}").absolute()
+    config = config.replace(out=str(out), shards=[str(Path(p).absolute()) for p in config.shards],
+                            macro_shards=[str(Path(p).absolute()) for p in config.macro_shards])
+    configs = [config.replace(**point) for point in points]
+    for point_config in configs:  # every point can run (macro shards, subjects) before anything trains
+        require_runnable(point_config, data_for(point_config))
+    base = data_for(configs[0])  # sample ids, labels and subjects are the same for every point
+    subjects = base.subjects
+    _require_nested(configs, len(subjects))
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    save_config(config, out / "config.yaml")
+    inner_n = [len(_inner_subjects(subjects, s, inner_folds)) for s in subjects]
+    total = sum(len(points) * n + 1 for n in inner_n)
+    log.info("tune %s on %s: %d outer folds x (%d grid points x %s inner folds + 1) = %d trainings, device %s",
+             config.method, base.class_set, len(subjects), len(points), inner_folds or "all", total, device)
+    bar = tqdm(total=total, desc=f"tune {config.method}", disable=not progress)
+
+    # inner LOSO: choose a grid point per outer fold, on its training subjects only
+    chosen, inner_scores, inner_plans, inner_seconds = [], [], [], []
+    for outer, subject in enumerate(subjects):
+        held_out = _inner_subjects(subjects, subject, inner_folds)
+        jobs, results = [], {}
+        for p, point_config in enumerate(configs):
+            inner_data = without_subject(data_for(point_config), subject)
+            for k, inner_subject in enumerate(held_out):
+                path = out / "inner" / f"fold-{outer:03d}" / f"point-{p:02d}" / f"inner-{k:02d}.json"
+                job = FoldJob(point_config, inner_data, k, inner_subject, path)
+                result = load_inner(job)
+                if result is None:
+                    jobs.append(job)
+                else:
+                    results[path] = result
+                    bar.update()
+
+        def keep(job: FoldJob, result: dict[str, Any]) -> None:
+            results[job.path] = save_inner(job, result)
+            bar.update()
+
+        _run_folds(jobs, device, keep)
+        scores = []
+        for p, (point, point_config) in enumerate(zip(points, configs)):
+            paths = [out / "inner" / f"fold-{outer:03d}" / f"point-{p:02d}" / f"inner-{k:02d}.json"
+                     for k in range(len(held_out))]
+            scores.append({"values": point, **_score(base, [results[path] for path in paths])})
+        best = max(range(len(points)), key=lambda p: (scores[p]["uf1"], -p))  # ties: the first point
+        log.info("fold %d (%s): chose %s (inner UF1 %.3f)", outer, subject, points[best], scores[best]["uf1"])
+        chosen.append(best)
+        inner_scores.append(scores)
+        inner_plans.append(held_out)
+        inner_seconds.append(sum(results[path]["seconds"] for path in results))
+
+    # outer folds: the chosen point, retrained on all training subjects, tested once
+    folds: list[dict[str, Any] | None] = [None] * len(subjects)
+    jobs = []
+    for outer, subject in enumerate(subjects):
+        point_config = configs[chosen[outer]]
+        point_data = data_for(point_config)
+        path = out / "checkpoints" / f"fold-{outer:03d}.pt"
+        result = load_fold(path, point_config, subject, point_data)
+        if result is None:
+            jobs.append(FoldJob(point_config, point_data, outer, subject, path))
+        else:
+            folds[outer] = result
+            bar.update()
+
+    def keep_outer(job: FoldJob, result: dict[str, Any]) -> None:
+        save_checkpoint(job.path, job.config, job.data, result)
+        folds[job.fold] = result
+        bar.update()
+
+    _run_folds(jobs, device, keep_outer)
+    bar.close()
+
+    index = {sample_id: i for i, sample_id in enumerate(base.sample_id.tolist())}
+    rows = np.array([index[s] for fold in folds for s in fold["sample_id"]])
+    probs = np.concatenate([np.asarray(fold["probs"]).reshape(-1, len(base.classes)) for fold in folds])
+    metrics = pooled_metrics(base.y.cpu().numpy()[rows], probs.argmax(1), base.dataset[rows], base.classes)
+    grid = {key: list(dict.fromkeys(point[key] for point in points)) for key in points[0]}
+    metrics |= {
+        "method": config.method if "method" not in grid else "tuned",
+        "classes": list(base.classes), "class_set": base.class_set, "seed": config.seed, "device": str(device),
+        "dropped": base.dropped, "sources": base.sources,
+        "tuning": {"protocol": "nested LOSO", "grid": grid, "points": len(points), "inner_folds": inner_folds,
+                   "selection": SELECTION, "trainings": total},
+        "folds": [{**fold["fold"], "seconds": round(fold["seconds"], 3), "final_loss": fold["curve"][-1],
+                   "chosen": points[chosen[i]], "inner_subjects": inner_plans[i], "inner": inner_scores[i],
+                   "inner_seconds": round(inner_seconds[i], 3)}
+                  for i, fold in enumerate(folds)],
+    }
+    _write_report(out, base, rows, probs, folds, metrics)
+    log.info("tune %s: UF1 %.3f, UAR %.3f over %d samples -> %s", config.method, metrics["overall"]["uf1"],
+             metrics["overall"]["uar"], len(rows), out)
+    return TuneResult(out, config, metrics)
+
+
+def _inner_subjects(subjects: list[str], outer_subject: str, inner_folds: int | None) -> list[str]:
+    """The held-out subjects of the inner folds of `outer_subject`'s fold: every training subject, or
+    `inner_folds` of them spread evenly over the sorted list (deterministic, label-free)."""
+    training = [s for s in subjects if s != outer_subject]
+    if inner_folds is None or inner_folds >= len(training):
+        return training
+    picks = np.unique(np.linspace(0, len(training) - 1, inner_folds).round().astype(int))
+    return [training[i] for i in picks]
+
+
+def _require_nested(configs: list[TrainConfig], subjects: int) -> None:
+    """An inner fold trains on subjects - 2 people: at least 1, and 2 for a bi-level method."""
+    need = max(2 if METHODS[c.method][0] else 1 for c in configs)
+    if subjects - 2 < need:
+        method = next(c.method for c in configs if (2 if METHODS[c.method][0] else 1) == need)
+        raise DataError(
+            f"{subjects} subjects in --shards: nested LOSO trains each inner fold on {subjects - 2} subject(s) "
+            f"(one is the outer test subject, one the inner one) and --method {method} needs at least {need}; "
+            f"use at least {need + 2} subjects" + (", or --method erm" if need == 2 else ""))
+
+
+def _score(data: MerData, results: list[dict[str, Any]]) -> dict[str, float]:
+    """Pooled UF1 and UAR of inner-fold predictions (labels looked up by sample id in `data`)."""
+    index = {sample_id: i for i, sample_id in enumerate(data.sample_id.tolist())}
+    rows = np.array([index[s] for r in results for s in r["sample_id"]])
+    probs = np.concatenate([np.asarray(r["probs"]).reshape(-1, len(data.classes)) for r in results])
+    overall = pooled_metrics(data.y.cpu().numpy()[rows], probs.argmax(1), data.dataset[rows], data.classes)["overall"]
+    return {"uf1": overall["uf1"], "uar": overall["uar"], "n": overall["n"]}
+
+
+def without_subject(data: MerData, subject: str) -> MerData:
+    """`data` without `subject`: its micro samples and, when its dataset has both kinds (subject ids
+    are dataset/subject), its macro samples too. Every per-sample field is subset alike."""
+    keep = {"micro": data.subject != subject, "macro": data.macro_subject != subject}
+    changes = {}
+    for f in fields(data):
+        value = getattr(data, f.name)
+        if f.name == "face_mask" or not isinstance(value, (np.ndarray, torch.Tensor)):
+            continue
+        mask = keep["macro" if f.name.startswith("macro_") else "micro"]
+        if len(value) != len(mask):
+            continue
+        changes[f.name] = value[torch.as_tensor(mask, device=value.device) if isinstance(value, torch.Tensor) else mask]
+    return replace(data, **changes)
+
+
+# ----------------------------------------------------------------------------------------------
+# running and storing trainings
+
+
+def _run_fold(config: TrainConfig, data: MerData, fold: int, subject: str, device: torch.device) -> dict[str, Any]:
+    return trainer.train_fold(config, data, fold, subject, device, progress=False)
+
+
+def _run_folds(jobs: list[FoldJob], device: torch.device, done: Callable[[FoldJob, dict[str, Any]], None]) -> None:
+    """Train every job and hand each result to `done` as soon as it is made (so it is stored before
+    the next one starts). The one place trainings run: a parallel runner replaces this function."""
+    for job in jobs:
+        done(job, _run_fold(job.config, job.data, job.fold, job.test_subject, device))
+
+
+def _comparable(config: TrainConfig) -> dict[str, Any]:
+    return {k: v for k, v in config.to_dict().items() if k not in ("out", "eval_batch_size")}
+
+
+def save_inner(job: FoldJob, result: dict[str, Any]) -> dict[str, Any]:
+    """Store an inner fold's predictions (no weights: they are never used again), atomically."""
+    record = {"format": INNER_FORMAT, "config": _comparable(job.config), "test_subject": job.test_subject,
+              "subjects": job.data.subjects, "sample_id": list(result["sample_id"]),
+              "probs": np.asarray(result["probs"]).tolist(), "seconds": result["seconds"]}
+    job.path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(job.path, record)
+    return record
+
+
+def load_inner(job: FoldJob) -> dict[str, Any] | None:
+    """The stored result of `job` when it was made by the same config, subjects and samples."""
+    if not job.path.is_file():
+        return None
+    try:
+        record = json.loads(job.path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        log.warning("%s: unreadable (%s); retraining the inner fold", job.path, error)
+        return None
+    if (not isinstance(record, dict) or record.get("format") != INNER_FORMAT
+            or record.get("config") != _comparable(job.config) or record.get("test_subject") != job.test_subject
+            or record.get("subjects") != job.data.subjects
+            or record.get("sample_id") != job.data.sample_id[job.data.subject == job.test_subject].tolist()):
+        log.warning("%s: made by another config or data; retraining the inner fold", job.path)
+        return None
+    return record
+
+
+def _write_report(out: Path, data: MerData, rows: np.ndarray, probs: np.ndarray, folds: list[dict[str, Any]],
+                  metrics: dict[str, Any]) -> None:
+    if len({len(fold["curve"]) for fold in folds}) == 1:
+        write_report(out, data, rows, probs, folds, metrics)
+        return
+    # `steps` is in the grid: the loss curves have different lengths and no mean; no curves.png
+    write_json(out / "metrics.json", metrics)
+    write_predictions(out / "predictions.csv", data, rows, probs, folds)
+    plot_confusion(out / "confusion.png", np.array(metrics["overall"]["confusion"]), data.classes,
+                   f"tune: UF1 {metrics['overall']['uf1']:.3f}, UAR {metrics['overall']['uar']:.3f}")
+    log.info("%s: no curves.png (the chosen steps differ between folds)", out)
