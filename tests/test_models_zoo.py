@@ -160,3 +160,17 @@ def test_every_zoo_model_trains_a_loso_on_real_shards(casme2_shards, tmp_path):
         assert metrics["method"] == "lightman" and len(metrics["folds"]) == 4, name
         assert 0 <= metrics["overall"]["uf1"] <= 1 and np.isfinite(metrics["folds"][0]["final_loss"]), name
         assert sum(f["n_test"] for f in metrics["folds"]) == metrics["overall"]["n"], name
+
+
+@pytest.mark.parametrize("name, classes", [("megc2019", "megc2019-3"), ("casme2-5", "casme2-5")])
+def test_protocol_configs_load_and_keep_the_default_schedule(name, classes):
+    """configs/megc2019.yaml and casme2-5.yaml fix the class set; every other value is lightman.yaml's
+    (chosen on synthetic data, never on a reported subject), so only `classes` may differ."""
+    from pathlib import Path
+
+    from mer_train.config import load_config
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    config = load_config(configs / f"{name}.yaml")
+    assert config.classes == classes
+    assert config.replace(classes=None) == load_config(configs / "lightman.yaml")
