@@ -28,8 +28,11 @@ from .presets import PRESETS
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
               help="Rendering processes [default: all cores for large trees].")
 @click.option("--overwrite", is_flag=True, help="Replace a synthetic tree already in OUT.")
+@click.option("--long", "long_videos", is_flag=True,
+              help="Long videos for spotting (cas2, videos): --subjects videos of 30 s with planted micro- and "
+                   "macro-expressions and distractors, plus a distractor-only video (docs/spotting.md).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def synth(dataset, out, subjects, clips_per_subject, seed, quirks, faces, preset, workers, overwrite, quiet):
+def synth(dataset, out, subjects, clips_per_subject, seed, quirks, faces, preset, workers, overwrite, long_videos, quiet):
     """Write a synthetic raw DATASET tree into OUT, in the dataset's real on-disk layout.
 
     Real face photos become distinct subjects; each clip plants the action units of its emotion
@@ -51,6 +54,8 @@ def synth(dataset, out, subjects, clips_per_subject, seed, quirks, faces, preset
     from .generate import generate
     from .layouts import LAYOUTS
 
+    if long_videos:
+        return _synth_long(dataset, out, subjects, seed, faces, overwrite)
     if dataset not in LAYOUTS:
         raise click.ClickException(f"unknown dataset {dataset!r} for synth; known: {', '.join(DATASETS)}")
     with tqdm(unit="clip", desc=f"synth {dataset}", disable=quiet, leave=False) as bar:
@@ -74,3 +79,20 @@ def synth(dataset, out, subjects, clips_per_subject, seed, quirks, faces, preset
 
 
 synth.help = synth.help.replace("{datasets}", ", ".join(DATASETS))
+
+
+def _synth_long(dataset, out, videos, seed, faces, overwrite):
+    """`--long`: synthetic long videos (mer_pipeline.synth.long)."""
+    from ..errors import MerError
+    from .long import LONG_DATASETS, generate_long, small_spec
+
+    if dataset not in LONG_DATASETS:
+        raise click.ClickException(f"--long is available for {', '.join(LONG_DATASETS)}, not {dataset!r}")
+    try:
+        spec = small_spec(videos=videos) if videos else small_spec()
+        summary = generate_long(dataset, out, seed=seed, spec=spec, faces=faces, overwrite=overwrite)
+    except MerError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"Wrote {summary['videos']} long {dataset} videos ({summary['frames']} frames, {summary['bytes'] / 1e6:.1f} MB; "
+               f"{summary['micro']} micro, {summary['macro']} macro, {summary['distractors']} distractors) to {out} in "
+               f"{summary['seconds']:.1f} s; truth: {summary['annotations']}, {summary['truth']}")
