@@ -4,10 +4,15 @@ Emotions are compared case-insensitively and with a few synonyms folded (happy =
 sad = sadness, other = others), so CASME II `repression`, SAMM `Anger`, CAS(ME)^3 `Others` and CK+
 `happy` all find their class. Samples whose emotion is outside the set are dropped (the caller
 counts them). Macro-expression samples map through the same set. See docs/method.md.
+
+Datasets without a standard class set (a lab's own recordings, `mer-prep videos`) use `as-written`:
+one class per emotion present in the data, folded the same way, in sorted order
+(`as_written_class_set`). Imports no torch: `mer-prep export` reads the class sets from here.
 """
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .errors import LabelSetError
@@ -75,17 +80,42 @@ CLASS_SETS: dict[str, ClassSet] = {
 # The set a single dataset implies; several datasets together imply the MEGC2019 composite.
 DEFAULT_CLASS_SET = {"casme2": "casme2-5", "samm": "samm-5", "casme3": "casme3-7", "smic": "megc2019-3"}
 
+# Built from the data: the emotions present, as written. The default for datasets whose labels follow
+# no published protocol.
+AS_WRITTEN = "as-written"
+AS_WRITTEN_DATASETS = frozenset({"videos"})
+CLASS_SET_NAMES = (*CLASS_SETS, AS_WRITTEN)
 
-def get_class_set(name: str) -> ClassSet:
+
+def as_written_class_set(emotions: Iterable[str]) -> ClassSet:
+    """One class per emotion in `emotions` (case and synonyms folded, `Happy` and `happiness` are one
+    class named `happiness`), sorted by name. Empty emotions are unlabelled samples, not a class."""
+    words = sorted({canonical_emotion(e) for e in emotions if str(e).strip()})
+    if not words:
+        raise LabelSetError("the as-written class set needs labelled samples, but every sample's emotion is empty; "
+                            "fill the emotion column of the CSV (docs/datasets.md, \"Your own recordings\") "
+                            f"or pass --classes {'|'.join(CLASS_SETS)}")
+    return ClassSet(AS_WRITTEN, tuple(words), _same(*words))
+
+
+def get_class_set(name: str, emotions: Iterable[str] | None = None) -> ClassSet:
+    """The class set `name`; `as-written` is built from `emotions` (the run's samples' emotions)."""
+    if name == AS_WRITTEN:
+        if emotions is None:
+            raise LabelSetError("the as-written class set is built from the samples' emotions; pass them as `emotions`")
+        return as_written_class_set(emotions)
     try:
         return CLASS_SETS[name]
     except KeyError:
-        raise LabelSetError(f"unknown class set {name!r}; choose one of {', '.join(CLASS_SETS)}") from None
+        raise LabelSetError(f"unknown class set {name!r}; choose one of {', '.join(CLASS_SET_NAMES)}") from None
 
 
 def infer_class_set(datasets: set[str] | list[str]) -> str:
-    """The class set implied by the micro-expression datasets of a run, or LabelSetError."""
+    """The class set implied by the micro-expression datasets of a run, or LabelSetError: `as-written`
+    when every dataset is one without a standard set (`videos`)."""
     found = sorted({canonical_dataset(d) for d in datasets})
+    if found and set(found) <= AS_WRITTEN_DATASETS:
+        return AS_WRITTEN
     if len(found) > 1:
         return "megc2019-3"
     if len(found) == 1 and found[0] in DEFAULT_CLASS_SET:
