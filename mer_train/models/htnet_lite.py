@@ -1,11 +1,13 @@
 """htnet_lite: an HTNet-style region model, small enough to meta-learn on a CPU.
 
-After Wang, Tong, Zhao et al., "HTNet for micro-expression recognition", Neurocomputing 602 (2024),
-public code github.com/wangzhifengharrison/HTNet: a hierarchical transformer over facial regions
-of the flow (the eyes and the two lip corners). The released HTNet has ~140M parameters and, in
-its released configuration, its blocks attend over a single token each, so its "attention" is a
-per-token MLP. This is not a port: it keeps the idea (regions -> per-region transformer -> fused
-transformer) with real multi-token attention at both levels, at ~43k parameters.
+After Wang, Zhang, Luo and Sankaranarayana, "HTNet for micro-expression recognition",
+Neurocomputing (2024), arXiv:2307.14637, public code github.com/wangzhifengharrison/HTNet: a
+hierarchical transformer over four facial areas of the flow (left eye, right eye, left lip, right
+lip), with attention inside each area and an aggregation across them. The released HTNet has
+~140M parameters and, in its released configuration, its blocks attend over a single token each,
+so its "attention" is a per-token MLP (issue 15). This is not a port: it keeps the idea (regions
+-> per-region transformer -> fused transformer) with real multi-token attention at both levels,
+at ~43k parameters.
 
 Input: [u, v, strain] at 48 x 48, faces aligned to stage one's template (mer_pipeline.align), so
 the regions are fixed boxes of the aligned face: left eye + brow, right eye + brow, left and right
