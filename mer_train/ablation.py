@@ -1,4 +1,5 @@
-"""The ablation table: several methods on the same data, folds and seeds, UF1 and UAR as mean ± std."""
+"""The ablation table: several methods on the same data, folds and seeds, UF1 and UAR as mean ± std,
+one table per protocol (inductive, transductive), never the two in one table."""
 from __future__ import annotations
 
 import logging
@@ -10,10 +11,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from .config import METHODS, TrainConfig
-from .data import load_data
 from .errors import ConfigError
 from .report import write_json
-from .loso import cpu_threads, require_runnable, train
+from .loso import train_runs
 
 log = logging.getLogger("mer_train")
 
@@ -26,11 +26,13 @@ class CompareResult:
 
 
 def compare(config: TrainConfig, methods: Sequence[str] = ("erm", "multitask", "maml", "lightman"),
-            seeds: int | Sequence[int] = 3, out: str | Path | None = None, progress: bool = False) -> CompareResult:
+            seeds: int | Sequence[int] = 3, out: str | Path | None = None, progress: bool = False, *,
+            workers: int | None = None, scheduler: str | None = None) -> CompareResult:
     """Run every method of `methods` with `config` (only `method`, `seed` and `out` change) for each
-    seed, on data loaded once; write out/compare.md and out/compare.json.
+    seed; write out/compare.md and out/compare.json. All folds of all runs are tasks of one
+    scheduler (see `mer_train.train`), under one progress bar.
 
-        result = compare(load_config("configs/ci.yaml", {"shards": ["out"]}), seeds=3)
+        result = compare(load_config("configs/ci.yaml", {"shards": ["out"]}), seeds=3, workers=2)
         print(result.table)
     """
     unknown = [m for m in methods if m not in METHODS]
@@ -39,26 +41,24 @@ def compare(config: TrainConfig, methods: Sequence[str] = ("erm", "multitask", "
                           f"choose from {', '.join(METHODS)}")
     seeds = list(range(config.seed, config.seed + seeds)) if isinstance(seeds, int) else list(seeds)
     out = Path(out or config.out or f"runs/compare-{datetime.now():%Y%m%d-%H%M%S}")
-    with cpu_threads(config.threads):
-        data = load_data(config)
-    for method in methods:  # fail before hours of training, not after
-        require_runnable(config.replace(method=method), data)
-
+    configs = [config.replace(method=method, seed=seed, out=str(out / f"{method}-seed{seed}"))
+               for method in methods for seed in seeds]
+    results = train_runs(configs, progress=progress, workers=workers, scheduler=scheduler,
+                         desc=f"compare: {len(methods)} method(s) x {len(seeds)} seed(s)")
     runs: dict[str, list[dict]] = {}
-    for method in methods:
-        for seed in seeds:
-            run_config = config.replace(method=method, seed=seed, out=str(out / f"{method}-seed{seed}"))
-            runs.setdefault(method, []).append(train(run_config, data=data, progress=progress).metrics)
-    table = markdown_table(runs, seeds, data.class_set)
+    for result in results:
+        runs.setdefault(result.config.method, []).append(result.metrics)
+    class_set = results[0].metrics["class_set"]
+    table = comparison_tables(runs, seeds, class_set)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.md").write_text(table, encoding="utf-8")
-    write_json(out / "compare.json", {"seeds": seeds, "class_set": data.class_set,
+    write_json(out / "compare.json", {"seeds": seeds, "class_set": class_set,
                                       "runs": {m: [_summary(r) for r in rs] for m, rs in runs.items()}})
     return CompareResult(out, table, runs)
 
 
 def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {"seed": metrics["seed"], "uf1": metrics["overall"]["uf1"], "uar": metrics["overall"]["uar"],
+    return {"seed": metrics["seed"], "protocol": metrics.get("protocol", "inductive"), "uf1": metrics["overall"]["uf1"], "uar": metrics["overall"]["uar"],
             "per_dataset": {d: {"uf1": m["uf1"], "uar": m["uar"]} for d, m in metrics["per_dataset"].items()}}
 
 
@@ -69,15 +69,42 @@ def mean_std(values: Sequence[float]) -> str:
     return f"{values.mean():.3f} ± {std:.3f}"
 
 
-def markdown_table(runs: dict[str, list[dict]], seeds: Sequence[int], class_set: str) -> str:
-    """Overall UF1 and UAR per method, then per dataset when there are several (a composite)."""
+PROTOCOLS = {
+    "inductive": "the test subject is never touched",
+    "transductive": "each model adapts on its test subject's unlabelled inputs before predicting",
+}
+
+
+def comparison_tables(runs: dict[str, list[dict]], seeds: Sequence[int], class_set: str) -> str:
+    """One table per protocol, each titled with it; with both, a line first that says the two are
+    not comparable (a transductive model has seen its test subject's inputs)."""
+    by_protocol: dict[str, dict[str, list[dict]]] = {}
+    for method, metrics in runs.items():
+        for m in metrics:
+            by_protocol.setdefault(m.get("protocol", "inductive"), {}).setdefault(method, []).append(m)
+    tables = [markdown_table(group, seeds, class_set, protocol) for protocol, group in sorted(by_protocol.items())]
+    if len(tables) == 1:
+        return tables[0]
+    names = " and ".join(sorted(by_protocol))
+    warning = (f"Not comparable: the {names} tables below use different protocols (a transductive model adapts on "
+               "the test subject's unlabelled inputs, an inductive one never sees them); compare methods within "
+               "one table only.\n")
+    return "\n".join([warning, *tables])
+
+
+def markdown_table(runs: dict[str, list[dict]], seeds: Sequence[int], class_set: str,
+                   protocol: str = "inductive") -> str:
+    """Overall UF1 and UAR per method, then per dataset when there are several (a composite); the
+    title names the protocol (all `runs` must share it: see `comparison_tables`)."""
     datasets = sorted({d for metrics in runs.values() for m in metrics for d in m["per_dataset"]})
     parts = [("overall", lambda m: m["overall"])]
     if len(datasets) > 1:
         parts += [(d, lambda m, d=d: m["per_dataset"][d]) for d in datasets]
     header = " | ".join(f"{name} UF1 | {name} UAR" if name != "overall" else "UF1 | UAR" for name, _ in parts)
-    lines = [f"LOSO, {class_set}, predictions pooled over folds (MEGC UF1/UAR); mean ± std over seeds "
-             f"{', '.join(map(str, seeds))}", "", f"| method | {header} |", "|---" * (1 + 2 * len(parts)) + "|"]
+    about = PROTOCOLS.get(protocol, "")
+    lines = [f"{protocol.capitalize()} protocol{f' ({about})' if about else ''}: LOSO, {class_set}, predictions "
+             f"pooled over folds (MEGC UF1/UAR); mean ± std over seeds {', '.join(map(str, seeds))}", "",
+             f"| method | {header} |", "|---" * (1 + 2 * len(parts)) + "|"]
     for method, metrics in runs.items():
         cells = [f"{mean_std([pick(m)['uf1'] for m in metrics])} | {mean_std([pick(m)['uar'] for m in metrics])}"
                  for _, pick in parts]

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from .config import CLASS_SETS, DEVICES, METHODS, load_config, parse_assignment
+from .distributed import DEFAULT_SCHEDULER, LOCAL, SYNCHRONOUS
 from .errors import TrainError
 
 
@@ -41,6 +42,14 @@ def run_options(fn):
         click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: runs/<method>-<time>]."),
         click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
                      help="Override any config field, e.g. --set steps=100 --set first_order=true."),
+        click.option("--workers", type=click.IntRange(1, 512),
+                     help="Worker processes of the local Dask cluster that trains the folds, one torch thread "
+                          "each [default: all cores, at most one per fold]."),
+        click.option("--scheduler", metavar="local|ADDRESS|synchronous",
+                     help="Where the folds train: local (a local Dask cluster of --workers processes), ADDRESS of "
+                          "an existing dask.distributed cluster (tcp://host:8786; --shards and --out on storage "
+                          "every worker sees), or synchronous (in this process, one fold after another) "
+                          f"[default: local with --workers, else {DEFAULT_SCHEDULER or LOCAL}]."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bars; warnings only."),
     ]
     return functools.reduce(lambda f, option: option(f), reversed(options), fn)
@@ -52,8 +61,12 @@ def _config(config_path: str | None, assignments: tuple[str, ...], **flags: Any)
     return load_config(config_path, overrides)
 
 
-def _logging(quiet: bool) -> None:
+def _logging(quiet: bool, workers: int | None = None, scheduler: str | None = None) -> None:
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(message)s")
+    if workers is not None or scheduler not in (None, SYNCHRONOUS) or DEFAULT_SCHEDULER != SYNCHRONOUS:
+        from .distributed import quiet_dask
+
+        quiet_dask()
 
 
 def _errors(fn):
@@ -89,23 +102,25 @@ def main() -> None:
 @click.option("--method", type=click.Choice(METHODS), help="Method [default: lightman, or the config's].")
 @run_options
 @_errors
-def train(method, shards, macro_shards, classes, config_path, device, seed, out, assignments, quiet) -> None:
+def train(method, shards, macro_shards, classes, config_path, device, seed, out, assignments, workers, scheduler,
+          quiet) -> None:
     """Train and evaluate one method with LOSO; write the run directory.
 
     Micro-expression shard sets are trained and evaluated (one fold per subject); macro-expression
-    sets give the auxiliary branch its targets (lightman, multitask).
+    sets give the auxiliary branch its targets (lightman, multitask). Each fold is one task: --workers
+    N on a local Dask cluster, --scheduler ADDRESS on an existing one; same predictions either way.
 
     Example:
 
     \b
-        mer-train --shards data/shards/casme2 --macro-shards data/shards/ckplus --config configs/ci.yaml
+        mer-train --shards data/shards/casme2 --macro-shards data/shards/ckplus --config configs/ci.yaml --workers 2
     """
     from .loso import train as run
 
-    _logging(quiet)
+    _logging(quiet, workers, scheduler)
     config = _config(config_path, assignments, method=method, shards=shards, macro_shards=macro_shards,
                      classes=classes, device=device, seed=seed, out=out)
-    result = run(config, progress=not quiet)
+    result = run(config, progress=not quiet, workers=workers, scheduler=scheduler)
     overall = result.metrics["overall"]
     click.echo(f"{result.config.method} on {result.metrics['class_set']}, {len(result.metrics['folds'])} LOSO folds, "
                f"{overall['n']} samples: UF1 {overall['uf1']:.3f}, UAR {overall['uar']:.3f}, "
@@ -123,11 +138,13 @@ def train(method, shards, macro_shards, classes, config_path, device, seed, out,
               help="Number of seeds (--seed, --seed + 1, ...).")
 @run_options
 @_errors
-def compare(methods, seeds, shards, macro_shards, classes, config_path, device, seed, out, assignments, quiet) -> None:
+def compare(methods, seeds, shards, macro_shards, classes, config_path, device, seed, out, assignments, workers,
+            scheduler, quiet) -> None:
     """Run several methods on the same folds and seeds; write a markdown table of UF1 and UAR.
 
-    Every run uses the same config except its method and seed; the table (mean ± std over seeds)
-    goes to OUT/compare.md and to stdout, each run to OUT/<method>-seed<N>/.
+    Every run uses the same config except its method and seed; the table (mean ± std over seeds,
+    one per protocol) goes to OUT/compare.md and to stdout, each run to OUT/<method>-seed<N>/. The
+    folds of all runs are tasks of one scheduler (--workers, --scheduler), under one progress bar.
 
     Example:
 
@@ -136,10 +153,11 @@ def compare(methods, seeds, shards, macro_shards, classes, config_path, device, 
     """
     from .ablation import compare as run
 
-    _logging(quiet)
+    _logging(quiet, workers, scheduler)
     config = _config(config_path, assignments, shards=shards, macro_shards=macro_shards, classes=classes,
                      device=device, seed=seed, out=out)
-    result = run(config, [m.strip() for m in methods.split(",") if m.strip()], seeds, progress=not quiet)
+    result = run(config, [m.strip() for m in methods.split(",") if m.strip()], seeds, progress=not quiet,
+                 workers=workers, scheduler=scheduler)
     click.echo(result.table, nl=False)
     click.echo(f"Written to {result.out / 'compare.md'}")
 

@@ -1,8 +1,9 @@
 """Leave-one-subject-out over a shard set: one fold per subject, checkpoints, pooled metrics.
 
-`train(config)` plans one fold per subject, runs each with `mer_train.trainer.train_fold` (the
+`train(config)` plans one fold per subject, runs each as a task (`mer_train.distributed`: in this
+process, on a local Dask cluster or on an existing one) with `mer_train.trainer.train_fold` (the
 method), keeps a fold's checkpoint so that a rerun never redoes it, pools the predictions of all
-folds and writes the run directory.
+folds and writes the run directory. `train_runs` does the same for several runs at once.
 """
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import trainer
+from . import distributed, trainer
 from .config import TrainConfig, load_config, save_config
 from .data import MerData, load_data
-from .errors import DataError, MissingMacroShards, TrainError
+from .errors import ConfigError, DataError, MissingMacroShards, TrainError
 from .metrics import pooled_metrics
 from .report import write_report
 from .trainer import METHODS
@@ -42,55 +43,133 @@ class RunResult:
 
 
 def train(config: TrainConfig | str | os.PathLike | None = None, *, data: MerData | None = None,
-          progress: bool = False, **overrides: Any) -> RunResult:
+          progress: bool = False, workers: int | None = None, scheduler: str | None = None,
+          **overrides: Any) -> RunResult:
     """Run `config` (a TrainConfig, a YAML path or None for the defaults, with `overrides`) with
-    leave-one-subject-out; returns the run directory and its pooled metrics.
+    leave-one-subject-out; returns the run directory and its pooled metrics. Each fold is one task:
+    `workers` processes of a local Dask cluster, the cluster at `scheduler`, or `scheduler =
+    "synchronous"` in this process (also what `data=`, a MerData already loaded, implies).
 
-        result = mer_train.train("configs/ci.yaml", shards=["out/casme2"], macro_shards=["out/ckplus"])
+        result = mer_train.train("configs/ci.yaml", shards=["out/casme2"], macro_shards=["out/ckplus"], workers=2)
         result.metrics["overall"]["uf1"]
     """
     if not isinstance(config, TrainConfig):
         config = load_config(config, overrides)
     elif overrides:
         config = config.replace(**overrides)
-    with cpu_threads(config.threads):
-        return _train(config, data, progress)
+    return train_runs([config], data=data, progress=progress, workers=workers, scheduler=scheduler,
+                      desc=f"{config.method} LOSO")[0]
 
 
-def _train(config: TrainConfig, data: MerData | None, progress: bool) -> RunResult:
-    device = resolve_device(config.device)
-    data = (data or load_data(config)).to(device)
-    require_runnable(config, data)
+@dataclass
+class _Run:
+    """One LOSO run while it is planned, trained and pooled."""
+
+    config: TrainConfig
+    data: MerData             # on the CPU (the pooling, the checkpoint checks)
+    name: str
+    folds: list[dict[str, Any] | None]
+
+
+def train_runs(configs: list[TrainConfig], *, data: MerData | None = None, progress: bool = False,
+               workers: int | None = None, scheduler: str | None = None, desc: str = "LOSO") -> list[RunResult]:
+    """Several LOSO runs at once (`mer-train compare`): every fold of every run is one task of one
+    scheduler, under one progress bar. Every run is checked before anything is written; a complete
+    fold checkpoint is reused, never retrained."""
+    scheduler = distributed.choose_scheduler(workers, scheduler, data is not None)
+    loaded: dict[tuple, MerData] = {}  # one load per distinct data config, as on the workers
+    runs = []
+    for config in configs:  # fail before hours of training, not after
+        key = distributed.data_key(config)
+        if data is None and key not in loaded:
+            with cpu_threads(config.threads):
+                loaded[key] = load_data(config)
+        run_data = data if data is not None else loaded[key]
+        if not distributed.is_remote(scheduler):  # a remote cluster's workers have their own devices
+            resolve_device(config.device)
+        require_runnable(config, run_data)
+        runs.append(_Run(config, run_data, f"{config.method} seed {config.seed}", []))
+    if len({run.name for run in runs}) < len(runs):
+        raise ConfigError("two runs of the same method and seed: give each run its own method or seed")
+
+    tasks = [task for run in runs for task in _plan(run)]
+    local, moved = {}, {}
+    if scheduler == distributed.SYNCHRONOUS:
+        for run in runs:
+            device = resolve_device(run.config.device)
+            key = (id(run.data), str(device))  # runs on the same data share one copy on the device
+            local[run.name] = moved[key] = moved.get(key) or run.data.to(device)
+    total = sum(len(run.folds) for run in runs)
+    with distributed.fold_runner(tasks, scheduler=scheduler, workers=workers) as client:
+        for run in runs:
+            _write_plan(run)
+        with tqdm(total=total, initial=total - len(tasks), desc=desc, unit="fold", disable=not progress) as bar:
+            results = distributed.run_folds(tasks, trainer.train_fold, client, local_data=local, progress=progress,
+                                            bar=bar)
+    by_name = {run.name: run for run in runs}
+    for task, result in zip(tasks, results):
+        by_name[task.run].folds[task.fold] = result
+    return [_pool(run) for run in runs]
+
+
+def _plan(run: _Run) -> list[distributed.FoldTask]:
+    """Fix the run directory (nothing is written yet); the folds without a complete checkpoint."""
+    config, data = run.config, run.data
     out = Path(config.out or f"runs/{config.method}-{datetime.now():%Y%m%d-%H%M%S}").absolute()
-    config = config.replace(out=str(out), shards=[str(Path(p).absolute()) for p in config.shards],
-                            macro_shards=[str(Path(p).absolute()) for p in config.macro_shards])
+    config = run.config = config.replace(out=str(out), shards=[str(Path(p).absolute()) for p in config.shards],
+                                         macro_shards=[str(Path(p).absolute()) for p in config.macro_shards])
+    tasks = []
+    run.folds = []
+    for fold, subject in enumerate(data.subjects):
+        path = out / "checkpoints" / f"fold-{fold:03d}.pt"
+        reused = load_fold(path, config, subject, data)
+        run.folds.append(None if reused is None else distributed.without_weights(reused))
+        if reused is None:
+            tasks.append(distributed.FoldTask(config, fold, subject, path, run.name))
+    return tasks
+
+
+def _write_plan(run: _Run) -> None:
+    out, config = Path(run.config.out), run.config
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")
-    log.info("%s on %s: %d folds, %d steps each, device %s", config.method, data.class_set, len(data.subjects),
-             config.steps, device)
+    todo = sum(fold is None for fold in run.folds)
+    log.info("%s on %s: %d folds (%d to train), %d steps each, device %s", config.method, run.data.class_set,
+             len(run.folds), todo, config.steps, config.device)
 
-    folds = []
-    for fold, subject in enumerate(tqdm(data.subjects, desc=f"{config.method} LOSO", disable=not progress)):
-        path = out / "checkpoints" / f"fold-{fold:03d}.pt"
-        result = load_fold(path, config, subject, data)
-        if result is None:
-            result = trainer.train_fold(config, data, fold, subject, device, progress)
-            save_checkpoint(path, config, data, result)
-        folds.append(result)
 
+def _pool(run: _Run) -> RunResult:
+    """Pool the predictions of all folds; metrics.json and the rest of the run directory."""
+    config, data, folds = run.config, run.data, run.folds
     index = {sample_id: i for i, sample_id in enumerate(data.sample_id.tolist())}
     rows = np.array([index[s] for fold in folds for s in fold["sample_id"]])
     probs = np.concatenate([np.asarray(fold["probs"]).reshape(-1, len(data.classes)) for fold in folds])
     y_true, y_pred = data.y.cpu().numpy()[rows], probs.argmax(1)
     metrics = pooled_metrics(y_true, y_pred, data.dataset[rows], data.classes)
-    metrics |= {"method": config.method, "classes": list(data.classes), "class_set": data.class_set,
-                "seed": config.seed, "device": str(device), "dropped": data.dropped, "sources": data.sources,
+    devices = sorted({fold["device"] for fold in folds if "device" in fold})  # none when every fold was reused
+    metrics |= {"method": config.method, "protocol": protocol(config), "classes": list(data.classes),
+                "class_set": data.class_set, "seed": config.seed,
+                "device": ", ".join(devices) or _local_device(config.device),
+                "dropped": data.dropped, "sources": data.sources,
                 "folds": [{**fold["fold"], "seconds": round(fold["seconds"], 3), "final_loss": fold["curve"][-1]}
                           for fold in folds]}
+    out = Path(config.out)
     write_report(out, data, rows, probs, folds, metrics)
     log.info("%s: UF1 %.3f, UAR %.3f over %d samples -> %s", config.method, metrics["overall"]["uf1"],
              metrics["overall"]["uar"], len(rows), out)
     return RunResult(out, config, metrics)
+
+
+def _local_device(name: str) -> str:
+    try:
+        return str(resolve_device(name))
+    except TrainError:  # every fold came from checkpoints made on another machine's GPU
+        return name
+
+
+def protocol(config: TrainConfig) -> str:
+    """transductive when the model adapts on the test subject's unlabelled inputs, else inductive."""
+    return "transductive" if getattr(config, "test_adapt_steps", 0) > 0 else "inductive"
 
 
 @contextmanager
