@@ -74,7 +74,8 @@ def without_times(metrics):
 
 def outer_probs(out, subject):
     with open(out / "predictions.csv", newline="") as handle:
-        return [[row[k] for k in row if k.startswith("p_")] for row in csv.DictReader(handle) if row["subject"] == subject]
+        rows = [row for row in csv.DictReader(handle) if row["subject"] == subject]
+    return [[row[k] for k in row if k.startswith("p_")] for row in rows]
 
 
 @pytest.mark.slow
@@ -123,7 +124,8 @@ def test_tune_chooses_from_the_grid_on_inner_scores_and_pools_the_outer_folds(ro
         assert [score["values"] for score in fold["inner"]] == grid_points(result.config, GRID)
         # the inner scores are the pooled UF1 of the stored inner predictions, of training subjects only
         for p, score in enumerate(fold["inner"]):
-            records = [json.loads(f.read_text()) for f in sorted((out / "inner" / f"fold-{i:03d}" / f"point-{p:02d}").iterdir())]
+            folder = out / "inner" / f"fold-{i:03d}" / f"point-{p:02d}"
+            records = [json.loads(f.read_text()) for f in sorted(folder.iterdir())]
             assert [r["test_subject"] for r in records] == fold["inner_subjects"] == fold["train_subjects"]
             assert all(subject not in r["subjects"] for r in records)
             label = {r["sample_id"]: r["label"] for r in rows}
@@ -173,7 +175,8 @@ def test_inner_folds_caps_the_cost_with_held_out_subjects_spread_over_the_list(r
     assert all(fold["inner"][0]["n"] == 20 for fold in metrics["folds"])
     for outer in range(SUBJECTS):  # the inner trainings of outer fold o never see its subject; the outer one does
         for _, subject, subjects in trained[4 * outer:4 * outer + 4]:
-            assert subjects == tuple(s for s in ALL if s != ALL[outer]) and subject in metrics["folds"][outer]["inner_subjects"]
+            assert subjects == tuple(s for s in ALL if s != ALL[outer])
+            assert subject in metrics["folds"][outer]["inner_subjects"]
     assert [(fold, subjects) for fold, _, subjects in trained[16:]] == [(o, tuple(ALL)) for o in range(SUBJECTS)]
 
 
@@ -215,8 +218,9 @@ def test_a_bad_grid_fails_before_anything_trains(root, tmp_path, trained, option
 def test_too_few_subjects_for_nested_loso_is_a_clear_error(tmp_path, trained):
     shards = write_fake_set(tmp_path / "casme2", dataset="casme2", kind="micro", emotions=MICRO_EMOTIONS,
                             subjects=3, per_emotion=1, amplitude=0.3, noise=0.1)
-    with pytest.raises(DataError, match=r"^3 subjects in --shards: nested LOSO trains each inner fold on 1 subject\(s\) "
-                                        r".* --method maml needs at least 2; use at least 4 subjects, or --method erm$"):
+    message = (r"^3 subjects in --shards: nested LOSO trains each inner fold on 1 subject\(s\) .* --method maml needs "
+               r"at least 2; use at least 4 subjects, or --method erm$")
+    with pytest.raises(DataError, match=message):
         tune(config(shards, method="maml"), GRID, out=str(tmp_path / "run"))
     assert trained == []
 
