@@ -13,7 +13,7 @@ import click
 
 from .errors import MerError
 
-COMMANDS = ("synth", "verify", "inspect", "list")
+COMMANDS = ("synth", "verify", "inspect", "list", "export")
 
 
 def prep_options(func):
@@ -215,6 +215,32 @@ def list_command():
         except MerError:
             methods.append(f"{method} (unavailable: reinstall opencv-contrib-python)")
     click.echo("flow methods: " + ", ".join(methods))
+
+
+@cli.command("export")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["ststnet", "npz"]), required=True,
+              help="ststnet: <subject>/u_train|u_test/<class>/*.png, 28x28 (STSTNet, HTNet, ...); "
+                   "npz: <dataset>.npz (N, 3, S, S) [u, v, strain] + <dataset>.csv.")
+@click.option("--classes", default=None,
+              help="Class set for the labels: megc2019-3, casme2-5, samm-5, casme3-7 or as-written "
+                   "[default: megc2019-3 for ststnet; none for npz, labels -1].")
+@click.option("--strain", type=click.Choice(["ours", "other"]), default="ours", show_default=True,
+              help="ours: the shards' strain (1/2 (du/dy + dv/dx)^2 shear term); other: 1/2 (du/dy^2 + dv/dx^2).")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier export in DEST.")
+def export_command(out, dest, fmt, classes, strain, overwrite):
+    """Export a shard set (or a folder of shard sets) into the layouts peers' code reads.
+
+    See docs/shard-format.md, "Exports".
+
+    Example:
+
+        mer-prep export data/shards/casme2 data/ststnet --format ststnet --classes megc2019-3
+    """
+    from .export import export
+
+    click.echo(str(export(out, dest, format=fmt, classes=classes, strain=strain, overwrite=overwrite)))
 
 
 def _add_synth() -> None:

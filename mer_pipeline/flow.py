@@ -88,6 +88,21 @@ def optical_strain(flow: np.ndarray) -> np.ndarray:
     return np.sqrt(du_dx ** 2 + dv_dy ** 2 + 2.0 * e_xy ** 2).astype(np.float32)
 
 
+def optical_strain_squared_shears(flow: np.ndarray) -> np.ndarray:
+    """The other strain formula in circulation, sqrt(du/dx^2 + dv/dy^2 + 1/2 (du/dy^2 + dv/dx^2)):
+    the two shear gradients squared separately instead of summed first (central differences, as
+    `optical_strain`). Shards never store it; `mer-prep export --strain other` writes it for peer
+    models trained on it (docs/shard-format.md, "Optical strain")."""
+    u, v = flow[0].astype(np.float64), flow[1].astype(np.float64)
+    du_dy, du_dx = np.gradient(u)
+    dv_dy, dv_dx = np.gradient(v)
+    return np.sqrt(du_dx ** 2 + dv_dy ** 2 + 0.5 * (du_dy ** 2 + dv_dx ** 2)).astype(np.float32)
+
+
+# `--strain` names: `ours` is what the shards store (`optical_strain`).
+STRAIN_FORMULAS = {"ours": optical_strain, "other": optical_strain_squared_shears}
+
+
 def flow_magnitude_score(flow: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Mean flow magnitude (inside `mask` when given): the motion score used to spot apexes."""
     magnitude = np.hypot(flow[0], flow[1])

@@ -15,7 +15,7 @@ from ..errors import MerError
 from ..sample import ScanResult
 
 # Modules imported on first use of the registry (never at package import time).
-_ADAPTER_MODULES = ("casme2", "samm", "smic", "casme3", "mmew", "cas2", "ckplus", "oulu", "megc2019")
+_ADAPTER_MODULES = ("casme2", "samm", "smic", "casme3", "mmew", "cas2", "ckplus", "oulu", "megc2019", "videos")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ _MODULES = (
     "mmew",
     "cas2",
     "oulu",
+    "videos",
 )
 
 
