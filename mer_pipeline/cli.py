@@ -13,7 +13,7 @@ import click
 
 from .errors import MerError
 
-COMMANDS = ("synth", "verify", "inspect", "list", "export")
+COMMANDS = ("synth", "verify", "inspect", "list", "export", "spot", "spot-eval")
 
 
 def prep_options(func):
@@ -241,6 +241,76 @@ def export_command(out, dest, fmt, classes, strain, overwrite):
     from .export import export
 
     click.echo(str(export(out, dest, format=fmt, classes=classes, strain=strain, overwrite=overwrite)))
+
+
+@cli.command("spot")
+@click.argument("dataset", type=click.Choice(["videos", "cas2", "samm-lv"]))
+@click.argument("raw", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--annotations", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Ground-truth sheet (default: found in RAW; videos: RAW/spot_truth.csv when present).")
+@click.option("--backend", type=click.Choice(["dlib", "mediapipe"]), default="dlib", show_default=True)
+@click.option("--size", type=click.IntRange(32, 1024), default=128, show_default=True,
+              help="Side of the aligned crop of the shards of spotted intervals.")
+@click.option("--flow", "flow_method", type=click.Choice(["tvl1", "farneback", "dis"]), default="tvl1",
+              show_default=True, help="Flow onset -> apex of each spotted interval (the scan always uses DIS).")
+@click.option("--fps", type=click.FloatRange(min=1.0), default=None,
+              help="Frame rate of frame folders [default: the dataset's; video files give their own].")
+@click.option("--p", "p", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Threshold T = mean(C) + p (max(C) - mean(C)) of the contrast C [default: 0.1].")
+@click.option("--min-score", type=click.FloatRange(min=0.0), default=None,
+              help="Smallest peak contrast, in robust z units [default: 6].")
+@click.option("--shard-size", type=click.IntRange(1, 100000), default=64, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N videos (by name).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def spot_command(dataset, raw, out, annotations, backend, size, flow_method, fps, p, min_score, shard_size, limit,
+                 quiet):
+    """Spot micro- and macro-expression intervals in long videos (docs/spotting.md).
+
+    Writes OUT/intervals.csv (video, onset, apex, offset, kind, score, sample_id), OUT/videos.csv,
+    OUT/ground_truth.csv when the dataset has a sheet, and a shard set with one sample per interval
+    (emotion empty) for `mer-train predict`. DATASET: videos (video files or frame folders), cas2
+    (CAS(ME)^2 rawpic + CAS(ME)^2code_final.xlsx), samm-lv (SAMM_longvideos + its release sheet).
+
+    Example:
+
+        mer-prep synth cas2 data/raw/cas2-long --long && mer-prep spot cas2 data/raw/cas2-long data/spot/cas2
+    """
+    from dataclasses import replace
+
+    from .spotting import SpotConfig, spot
+
+    config = SpotConfig(backend=backend, size=size, flow=flow_method)
+    changes = {k: v for k, v in (("p", p), ("min_score", min_score)) if v is not None}
+    summary = spot(dataset, raw, out, config=replace(config, **changes), annotations=annotations, fps=fps,
+                   shard_size=shard_size, limit=limit, progress=not quiet)
+    click.echo(str(summary))
+    if summary.failed:
+        click.echo(f"{summary.failed} failed: see {Path(out) / 'failures.jsonl'}")
+
+
+@cli.command("spot-eval")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--truth", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Ground-truth CSV (video, onset, apex, offset, kind) [default: OUT/ground_truth.csv].")
+@click.option("--predictions", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A recogniser's predictions (sample_id + class) of OUT's shards: adds the spot-then-recognise score.")
+@click.option("--column", default=None, help="Predicted-class column of --predictions [default: predicted].")
+def spot_eval_command(out, truth, predictions, column):
+    """MEGC spotting F1 of a `mer-prep spot` run: IoU >= 0.5, one-to-one, pooled; micro, macro, overall.
+
+    Writes OUT/spotting_metrics.json (also false positives per minute, per video counts, and with
+    --predictions the spot-then-recognise score).
+
+    Example:
+
+        mer-prep spot-eval data/spot/cas2
+    """
+    from .spotting.evaluate import METRICS, evaluate, summary_line
+
+    metrics = evaluate(out, truth=truth, predictions=predictions, column=column)
+    click.echo(summary_line(metrics))
+    click.echo(f"wrote {Path(out) / METRICS}")
 
 
 def _add_synth() -> None:

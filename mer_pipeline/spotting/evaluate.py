@@ -68,7 +68,8 @@ def evaluate(out: Path, truth: Path | None = None, predictions: Path | None = No
     predicted, truth_intervals = read_intervals(out / "intervals.csv"), read_intervals(truth_path)
     minutes = _video_minutes(out)
     known = set(minutes) or {i.video for i in predicted} | {t.video for t in truth_intervals}
-    metrics = spotting_metrics([p for p in predicted if p.video in known], truth_intervals)
+    predicted = [p for p in predicted if p.video in known]  # a video that failed has no minutes to count
+    metrics = spotting_metrics(predicted, truth_intervals)
     total = sum(minutes.values())
     fps = {v: metrics["per_video"].get(v, {}).get("fp", 0) for v in minutes}
     empty = [v for v in minutes if not any(t.video == v for t in truth_intervals)]

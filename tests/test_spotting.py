@@ -1,0 +1,168 @@
+"""Spotting in long videos: the peak rule on planted signals, the synthetic long-video layouts and
+their truth, and end to end (synthetic long video -> mer-prep spot with dlib and real flow ->
+intervals.csv + shards -> mer-prep spot-eval)."""
+import csv
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mer_pipeline.cli import _add_synth, cli
+from mer_pipeline.spotting import LongVideo, SpotConfig, find_intervals, find_long_videos
+from mer_pipeline.spotting.spot import REGIONS, Signals
+from mer_pipeline.synth.long import generate_long, small_spec
+
+NAMES = list(REGIONS)
+FPS = 30.0
+
+
+def _signals(events, frames=600, seed=0):
+    """Region magnitudes at the two default scales (k = 6 and 18 frames at 30 fps): noise, plus a
+    Gaussian bump of `height` px in the listed regions at each planted frame."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames)
+    regions = {}
+    for k in (6, 18):
+        values = 0.05 + 0.01 * rng.standard_normal((frames, len(NAMES)))
+        for centre, names, height, width in events:
+            for name in names:
+                values[:, NAMES.index(name)] += height * np.exp(-0.5 * ((t - centre) / width) ** 2)
+        regions[k] = values.astype(np.float32)
+    return Signals(t, 1, regions, FPS)
+
+
+def _video(frames=600):
+    return LongVideo("videos", "v", "v", FPS, None, None, frames)
+
+
+def test_a_brief_movement_is_a_micro_interval_around_its_peak():
+    signals = _signals([(100, ("brow_right", "brow_left"), 0.5, 2.0)])
+    found = find_intervals(_video(), signals, SpotConfig())
+    assert len(found) == 1
+    interval = found[0]
+    assert interval.kind == "micro" and interval.apex == 100
+    assert interval.onset < 100 < interval.offset and interval.offset - interval.onset + 1 <= 15
+
+
+def test_a_long_movement_is_macro():
+    signals = _signals([(300, ("mouth", "cheek_right", "cheek_left"), 0.5, 10.0)])
+    found = find_intervals(_video(), signals, SpotConfig())
+    assert [i.kind for i in found] == ["macro"]
+    assert found[0].onset < 300 < found[0].offset and found[0].offset - found[0].onset + 1 > 15
+
+
+def test_blinks_and_talking_are_not_reported_but_an_isolated_mouth_movement_is():
+    events = [(100, ("eye_right", "eye_left"), 0.8, 1.5)]  # a blink
+    events += [(200 + 9 * n, ("mouth", "chin"), 0.5, 1.5) for n in range(6)]  # syllables
+    events += [(450, ("mouth",), 0.5, 2.0)]  # one mouth movement, alone
+    found = find_intervals(_video(), _signals(events), SpotConfig())
+    assert [i.apex for i in found] == [450]
+
+
+def test_noise_alone_gives_nothing_and_the_floor_is_what_decides():
+    signals = _signals([])
+    assert find_intervals(_video(), signals, SpotConfig()) == []
+    weak = _signals([(100, ("brow_right", "brow_left"), 0.05, 2.0)])  # 5 noise sd, below the default 6
+    assert find_intervals(_video(), weak, SpotConfig()) == []
+    found = find_intervals(_video(), weak, replace(SpotConfig(), min_score=4.0))
+    assert len(found) == 1 and abs(found[0].apex - 100) <= 1
+
+
+@pytest.fixture(scope="module")
+def cas2_long(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cas2-long")
+    spec = small_spec(videos=1, seconds=14.0, micro_per_video=2, macro_per_video=1, talking_s=(1.5, 2.0),
+                      macro_duration_s=(0.8, 1.5))
+    summary = generate_long("cas2", out, seed=3, spec=spec)
+    return out, summary
+
+
+def test_synthetic_cas2_long_videos_carry_their_truth_in_the_real_sheet(cas2_long):
+    out, summary = cas2_long
+    truth = json.loads(summary["truth"].read_text())
+    planted = [e for v in truth["videos"] for e in v["expressions"]]
+    assert summary["videos"] == 2 and summary["micro"] == 2 and summary["macro"] == 1
+    videos = {v.name: v for v in find_long_videos("cas2", out)}
+    assert sorted(videos) == sorted(v["video"] for v in truth["videos"])
+    from_sheet = sorted((t.video, t.onset, t.apex, t.offset, t.kind) for v in videos.values() for t in v.truth)
+    assert from_sheet == sorted((v["video"], e["onset"], e["apex"], e["offset"], e["kind"])
+                                for v in truth["videos"] for e in v["expressions"])
+    assert len(from_sheet) == len(planted)
+    quiet = [v for v in truth["videos"] if not v["expressions"]]
+    assert len(quiet) == 1 and {d["kind"] for d in quiet[0]["distractors"]} >= {"blink", "talking", "head_turn", "light"}
+    assert not videos[quiet[0]["video"]].truth
+    for video in videos.values():  # frames numbered from 1 in every video, as CAS(ME)^2 numbers them
+        assert video.numbers[0] == 1 and len(video.numbers) == 420
+
+
+def test_the_clip_adapter_reads_the_long_sheet_too(cas2_long):
+    from mer_pipeline.datasets import get_adapter
+
+    out, summary = cas2_long
+    micro = get_adapter("cas2").scan(out)
+    macro = get_adapter("cas2").scan(out, macro=True)
+    assert len(micro.samples) == summary["micro"] and len(macro.samples) == summary["macro"]
+    assert not micro.failures and not macro.failures
+
+
+def test_synth_long_refuses_a_dataset_without_a_long_layout(tmp_path):
+    _add_synth()
+    result = CliRunner().invoke(cli, ["synth", "casme2", str(tmp_path / "x"), "--long"])
+    assert result.exit_code != 0 and "--long is available for cas2, videos" in result.output
+
+
+def test_spot_refuses_an_unknown_dataset(tmp_path):
+    result = CliRunner().invoke(cli, ["spot", "casme2", str(tmp_path), str(tmp_path / "out")])
+    assert result.exit_code == 2 and "'videos', 'cas2', 'samm-lv'" in result.output
+
+
+def test_videos_source_needs_a_frame_rate_for_frame_folders(tmp_path):
+    import cv2
+
+    folder = tmp_path / "raw" / "take1"
+    folder.mkdir(parents=True)
+    cv2.imwrite(str(folder / "img001.png"), np.zeros((8, 8), np.uint8))
+    from mer_pipeline.errors import DatasetLayoutError
+
+    with pytest.raises(DatasetLayoutError, match="--fps"):
+        find_long_videos("videos", tmp_path / "raw")
+    assert find_long_videos("videos", tmp_path / "raw", fps=25)[0].fps == 25
+
+
+def _rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.slow
+def test_end_to_end_synth_spot_shards_eval(cas2_long, tmp_path):
+    """Real dlib, real DIS scan and TV-L1 shards; the planted expressions are found, the
+    distractor-only video stays almost quiet, and every interval becomes a shard sample."""
+    from mer_pipeline.shards import open_shards
+
+    raw, summary = cas2_long
+    out = tmp_path / "spot"
+    runner = CliRunner()
+    result = runner.invoke(cli, ["spot", "cas2", str(raw), str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    intervals = _rows(out / "intervals.csv")
+    assert list(intervals[0]) == ["video", "onset", "apex", "offset", "kind", "score", "sample_id"]
+    shards = open_shards(out)
+    assert sorted(shards.meta["sample_id"]) == sorted(r["sample_id"] for r in intervals)
+    assert set(shards.meta["emotion"]) == {""} and set(shards.meta["apex_source"]) == {"spotted"}
+    assert shards.arrays["flow"].shape[1:] == (2, 128, 128) and np.isfinite(shards.arrays["flow"]).all()
+    by_id = {r["sample_id"]: r for r in intervals}
+    for i, sample_id in enumerate(shards.meta["sample_id"]):
+        row = by_id[sample_id]
+        assert (shards.meta["onset_frame"][i], shards.meta["apex_frame"][i], shards.meta["kind"][i]) == (
+            int(row["onset"]), int(row["apex"]), row["kind"])
+
+    result = runner.invoke(cli, ["spot-eval", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "spotting_metrics.json").read_text())
+    overall = metrics["counts"]["overall"]
+    assert overall["tp"] >= 2, metrics["counts"]  # of the 3 planted expressions
+    assert metrics["distractor_only"]["false_positives"] <= 2, metrics["per_video"]
+    assert metrics["f1_overall"] == pytest.approx(2 * overall["tp"] / (2 * overall["tp"] + overall["fp"] + overall["fn"]))
