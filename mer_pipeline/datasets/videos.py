@@ -168,28 +168,25 @@ def scan(raw: Path, annotations: Path | None = None) -> ScanResult:
     return result
 
 
-@dataclass
 class _Columns:
-    """The CSV's column names per field (header spelling kept), absent fields missing."""
+    """The CSV's column name per known field (header spelling kept); None for a field it lacks."""
 
-    names: dict[str, str]
+    FIELDS = ("subject", "clip", "onset", "apex", "offset", "emotion", "onset_s", "apex_s", "offset_s",
+              "action_units", "kind", "fps")
 
-    def __getattr__(self, field: str) -> str | None:
-        if field == "names":
-            raise AttributeError(field)
-        return self.names.get(field)
+    def __init__(self, names: dict[str, str]):
+        for field in self.FIELDS:
+            setattr(self, field, names.get(field))
 
 
 def _read_sheet(sheet: Path) -> tuple[list[dict], _Columns]:
     table = read_table(sheet)
     header = find_header(table, ("clip",), sheet)
     rows = rows_as_dicts(table, header)
-    known = ("subject", "clip", "onset", "apex", "offset", "emotion", "onset_s", "apex_s", "offset_s",
-             "action_units", "kind", "fps")
     names = {}
     for cell in table[header]:
         key = str(cell).strip().lower() if cell is not None else ""
-        if key in known and key not in names:
+        if key in _Columns.FIELDS and key not in names:
             names[key] = str(cell).strip()
     return rows, _Columns(names)
 
