@@ -37,6 +37,7 @@ def test_input_specs_of_the_zoo_follow_their_papers():
         "ststnet": (28, ("u", "v", "strain")), "offapexnet": (28, ("u", "v")), "dual_inception": (28, ("u", "v")),
         "sssnet": (64, ("u", "v", "strain")), "htnet_lite": (48, ("u", "v", "strain"))}
     assert get_input_spec("offapexnet").channel_index == [0, 1]
+    assert [name for name in ZOO if get_input_spec(name).landmarks] == ["htnet_lite"]
     with pytest.raises(ValueError, match="choose from u, v, strain"):
         InputSpec(28, channels=("u", "magnitude"))
 

@@ -13,7 +13,8 @@ masks inside `torch.func.functional_call`, and per task inside `torch.func.vmap(
 
 Each model declares its input with an `InputSpec` (side, the channels it reads, and how its paper
 prepared them). A model always receives all three channels and selects the ones it reads itself,
-so a data loader only has to resize `[u, v, strain]` to `get_input_spec(name).size`.
+so a data loader only has to resize `[u, v, strain]` to `get_input_spec(name).size` (and, for a
+spec with `landmarks=True`, pass the mean onset landmarks at that size to `create_model`).
 
     model = create_model("slimcnn", num_classes=5, input_size=64)
     model = create_model("ststnet", num_classes=3)      # input_size from its spec: 28
@@ -38,11 +39,14 @@ CHANNELS = ("u", "v", "strain")  # the order of the input channels, as the data 
 @dataclass(frozen=True)
 class InputSpec:
     """The input a model was designed for: `size` x `size` pixels, the `channels` it reads (a
-    subset of CHANNELS, selected by the model itself), and `note`: how its paper prepared them."""
+    subset of CHANNELS, selected by the model itself), `note`: how its paper prepared them, and
+    `landmarks`: whether its constructor takes `landmarks=` ((68, 2) mean onset landmarks in input
+    pixels, dlib 68-point order) to place its regions."""
 
     size: int
     channels: tuple[str, ...] = CHANNELS
     note: str = ""
+    landmarks: bool = False
 
     def __post_init__(self):
         unknown = [c for c in self.channels if c not in CHANNELS]

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from . import InputSpec, ZooModel, check_input_size, register_model
 
 SPEC = InputSpec(48, note="u, v and optical strain at 48 x 48 of stage one's aligned face (HTNet itself crops "
-                          "regions of flow images around landmarks); scaled by the loader's input_norm")
+                          "regions of flow images around landmarks); scaled by the loader's input_norm", landmarks=True)
 # Region centres (x, y) as fractions of the aligned face (mer_pipeline.align.TEMPLATE: eyes at
 # y 0.34, mouth corners at y 0.744, x 0.346 / 0.654); the eye boxes reach up over the brows.
 REGIONS = {"left_eye": (0.308, 0.30), "right_eye": (0.692, 0.30), "left_mouth": (0.40, 0.745),
