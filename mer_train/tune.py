@@ -33,7 +33,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from . import trainer
-from .config import TrainConfig, load_config, save_config
+from .config import TrainConfig, load_config, protocol, save_config
 from .data import DATA_KEYS, MerData, load_data
 from .errors import ConfigError, DataError
 from .loso import cpu_threads, load_fold, require_runnable, resolve_device, save_checkpoint
@@ -162,6 +162,10 @@ def _tune(config: TrainConfig, points: list[dict[str, Any]], inner_folds: int | 
     config = config.replace(out=str(out), shards=[str(Path(p).absolute()) for p in config.shards],
                             macro_shards=[str(Path(p).absolute()) for p in config.macro_shards])
     configs = [config.replace(**point) for point in points]
+    protocols = sorted({protocol(c) for c in configs})
+    if len(protocols) > 1:
+        raise ConfigError("the grid mixes inductive and transductive points (test_adapt_steps 0 and > 0); they are "
+                          "never compared in one table: tune each protocol with its own command")
     for point_config in configs:  # every point can run (macro shards, subjects) before anything trains
         require_runnable(point_config, data_for(point_config))
     base = data_for(configs[0])  # sample ids, labels and subjects are the same for every point
@@ -169,67 +173,17 @@ def _tune(config: TrainConfig, points: list[dict[str, Any]], inner_folds: int | 
     _require_nested(configs, len(subjects))
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")
-    inner_n = [len(_inner_subjects(subjects, s, inner_folds)) for s in subjects]
-    total = sum(len(points) * n + 1 for n in inner_n)
+    total = sum(len(points) * len(_inner_subjects(subjects, s, inner_folds)) + 1 for s in subjects)
     log.info("tune %s on %s: %d outer folds x (%d grid points x %s inner folds + 1) = %d trainings, device %s",
              config.method, base.class_set, len(subjects), len(points), inner_folds or "all", total, device)
-    bar = tqdm(total=total, desc=f"tune {config.method}", disable=not progress)
 
-    # inner LOSO: choose a grid point per outer fold, on its training subjects only
-    chosen, inner_scores, inner_plans, inner_seconds = [], [], [], []
-    for outer, subject in enumerate(subjects):
-        held_out = _inner_subjects(subjects, subject, inner_folds)
-        jobs, results = [], {}
-        for p, point_config in enumerate(configs):
-            inner_data = without_subject(data_for(point_config), subject)
-            for k, inner_subject in enumerate(held_out):
-                path = out / "inner" / f"fold-{outer:03d}" / f"point-{p:02d}" / f"inner-{k:02d}.json"
-                job = FoldJob(point_config, inner_data, k, inner_subject, path)
-                result = load_inner(job)
-                if result is None:
-                    jobs.append(job)
-                else:
-                    results[path] = result
-                    bar.update()
-
-        def keep(job: FoldJob, result: dict[str, Any]) -> None:
-            results[job.path] = save_inner(job, result)
-            bar.update()
-
-        _run_folds(jobs, device, keep)
-        scores = []
-        for p, (point, point_config) in enumerate(zip(points, configs)):
-            paths = [out / "inner" / f"fold-{outer:03d}" / f"point-{p:02d}" / f"inner-{k:02d}.json"
-                     for k in range(len(held_out))]
-            scores.append({"values": point, **_score(base, [results[path] for path in paths])})
-        best = max(range(len(points)), key=lambda p: (scores[p]["uf1"], -p))  # ties: the first point
-        log.info("fold %d (%s): chose %s (inner UF1 %.3f)", outer, subject, points[best], scores[best]["uf1"])
-        chosen.append(best)
-        inner_scores.append(scores)
-        inner_plans.append(held_out)
-        inner_seconds.append(sum(results[path]["seconds"] for path in results))
-
-    # outer folds: the chosen point, retrained on all training subjects, tested once
-    folds: list[dict[str, Any] | None] = [None] * len(subjects)
-    jobs = []
-    for outer, subject in enumerate(subjects):
-        point_config = configs[chosen[outer]]
-        point_data = data_for(point_config)
-        path = out / "checkpoints" / f"fold-{outer:03d}.pt"
-        result = load_fold(path, point_config, subject, point_data)
-        if result is None:
-            jobs.append(FoldJob(point_config, point_data, outer, subject, path))
-        else:
-            folds[outer] = result
-            bar.update()
-
-    def keep_outer(job: FoldJob, result: dict[str, Any]) -> None:
-        save_checkpoint(job.path, job.config, job.data, result)
-        folds[job.fold] = result
-        bar.update()
-
-    _run_folds(jobs, device, keep_outer)
-    bar.close()
+    with tqdm(total=total, desc=f"tune {config.method}", disable=not progress) as bar:
+        choices = [_choose(out, outer, subject, configs, data_for, _inner_subjects(subjects, subject, inner_folds),
+                           device, bar) for outer, subject in enumerate(subjects)]
+        for outer, (subject, choice) in enumerate(zip(subjects, choices)):
+            log.info("fold %d (%s): chose %s (inner UF1 %.3f)", outer, subject, points[choice["best"]],
+                     choice["scores"][choice["best"]]["uf1"])
+        folds = _outer_folds(out, subjects, [configs[choice["best"]] for choice in choices], data_for, device, bar)
 
     index = {sample_id: i for i, sample_id in enumerate(base.sample_id.tolist())}
     rows = np.array([index[s] for fold in folds for s in fold["sample_id"]])
@@ -237,20 +191,75 @@ def _tune(config: TrainConfig, points: list[dict[str, Any]], inner_folds: int | 
     metrics = pooled_metrics(base.y.cpu().numpy()[rows], probs.argmax(1), base.dataset[rows], base.classes)
     grid = {key: list(dict.fromkeys(point[key] for point in points)) for key in points[0]}
     metrics |= {
-        "method": config.method if "method" not in grid else "tuned",
+        "method": config.method if "method" not in grid else "tuned", "protocol": protocols[0],
         "classes": list(base.classes), "class_set": base.class_set, "seed": config.seed, "device": str(device),
         "dropped": base.dropped, "sources": base.sources,
-        "tuning": {"protocol": "nested LOSO", "grid": grid, "points": len(points), "inner_folds": inner_folds,
+        "tuning": {"scheme": "nested LOSO", "grid": grid, "points": len(points), "inner_folds": inner_folds,
                    "selection": SELECTION, "trainings": total},
         "folds": [{**fold["fold"], "seconds": round(fold["seconds"], 3), "final_loss": fold["curve"][-1],
-                   "chosen": points[chosen[i]], "inner_subjects": inner_plans[i], "inner": inner_scores[i],
-                   "inner_seconds": round(inner_seconds[i], 3)}
-                  for i, fold in enumerate(folds)],
+                   "chosen": points[choice["best"]], "inner_subjects": choice["held_out"],
+                   "inner": [{"values": point, **score} for point, score in zip(points, choice["scores"])],
+                   "inner_seconds": round(choice["seconds"], 3)}
+                  for fold, choice in zip(folds, choices)],
     }
     _write_report(out, base, rows, probs, folds, metrics)
     log.info("tune %s: UF1 %.3f, UAR %.3f over %d samples -> %s", config.method, metrics["overall"]["uf1"],
              metrics["overall"]["uar"], len(rows), out)
     return TuneResult(out, config, metrics)
+
+
+def _choose(out: Path, outer: int, subject: str, configs: list[TrainConfig], data_for: Callable[[TrainConfig], MerData],
+            held_out: list[str], device: torch.device, bar) -> dict[str, Any]:
+    """The inner LOSO of outer fold `outer` (test subject `subject`, removed from the data first):
+    every grid point scored on the inner folds `held_out`; `best` is the index of the chosen point."""
+    jobs, results = [], {}
+    folder = out / "inner" / f"fold-{outer:03d}"
+    paths = [[folder / f"point-{p:02d}" / f"inner-{k:02d}.json" for k in range(len(held_out))]
+             for p in range(len(configs))]  # [point][inner fold]
+    for p, point_config in enumerate(configs):
+        inner_data = without_subject(data_for(point_config), subject)
+        for k, inner_subject in enumerate(held_out):
+            job = FoldJob(point_config, inner_data, k, inner_subject, paths[p][k])
+            results[job.path] = load_inner(job)
+            if results[job.path] is None:
+                jobs.append(job)
+            else:
+                bar.update()
+
+    def keep(job: FoldJob, result: dict[str, Any]) -> None:
+        results[job.path] = save_inner(job, result)
+        bar.update()
+
+    _run_folds(jobs, device, keep)
+    base = data_for(configs[0])
+    scores = [_score(base, [results[path] for path in point_paths]) for point_paths in paths]
+    best = max(range(len(configs)), key=lambda p: (scores[p]["uf1"], -p))  # ties: the first point
+    return {"best": best, "scores": scores, "held_out": held_out,
+            "seconds": sum(result["seconds"] for result in results.values())}
+
+
+def _outer_folds(out: Path, subjects: list[str], chosen: list[TrainConfig], data_for: Callable[[TrainConfig], MerData],
+                 device: torch.device, bar) -> list[dict[str, Any]]:
+    """Outer fold i: `chosen[i]` trained on every subject but `subjects[i]`, tested once on it; a
+    plain LOSO fold, stored as its checkpoint."""
+    folds: list[dict[str, Any] | None] = [None] * len(subjects)
+    jobs = []
+    for outer, (subject, point_config) in enumerate(zip(subjects, chosen)):
+        path = out / "checkpoints" / f"fold-{outer:03d}.pt"
+        job = FoldJob(point_config, data_for(point_config), outer, subject, path)
+        folds[outer] = load_fold(job.path, point_config, subject, job.data)
+        if folds[outer] is None:
+            jobs.append(job)
+        else:
+            bar.update()
+
+    def keep(job: FoldJob, result: dict[str, Any]) -> None:
+        save_checkpoint(job.path, job.config, job.data, result)
+        folds[job.fold] = result
+        bar.update()
+
+    _run_folds(jobs, device, keep)
+    return folds
 
 
 def _inner_subjects(subjects: list[str], outer_subject: str, inner_folds: int | None) -> list[str]:

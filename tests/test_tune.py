@@ -115,6 +115,7 @@ def test_tune_chooses_from_the_grid_on_inner_scores_and_pools_the_outer_folds(ro
                                               "config.yaml", "checkpoints", "inner"}
     assert json.loads((out / "metrics.json").read_text()) == metrics
     assert metrics["tuning"]["grid"] == GRID and metrics["tuning"]["trainings"] == SUBJECTS * (2 * 3 + 1)
+    assert metrics["protocol"] == "inductive" and metrics["method"] == "erm"
     assert len(trained) == SUBJECTS * (2 * 3 + 1)
     with open(out / "predictions.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -213,6 +214,12 @@ def test_a_bad_grid_fails_before_anything_trains(root, tmp_path, trained, option
     result = CliRunner().invoke(main, args + [f"--grid={o}" for o in options])
     assert result.exit_code == 1 and result.output == f"Error: {message}\n"
     assert trained == [] and not (tmp_path / "api").exists() and not (tmp_path / "cli").exists()
+
+
+def test_a_grid_never_mixes_the_inductive_and_transductive_protocols(root, tmp_path, trained):
+    with pytest.raises(ConfigError, match="the grid mixes inductive and transductive points"):
+        tune(config(root, test_adapt_loss="entropy"), {"test_adapt_steps": [0, 2]}, out=str(tmp_path / "run"))
+    assert trained == [] and not (tmp_path / "run").exists()
 
 
 def test_too_few_subjects_for_nested_loso_is_a_clear_error(tmp_path, trained):
