@@ -245,3 +245,10 @@ def test_cli_tune_prints_the_score_and_the_values_chosen_per_fold(root, tmp_path
                            f"{max(s['uf1'] for s in fold['inner']):.3f})" for fold in metrics["folds"]]
     assert lines[-1] == f"Run directory: {tmp_path / 'run'}"
     assert "Example:" in CliRunner().invoke(main, ["tune", "--help"]).output
+
+
+def test_cli_tune_refuses_the_fold_scheduler_options_it_does_not_use_yet(root, tmp_path, trained):
+    result = CliRunner().invoke(main, ["tune", "--shards", str(root), "--config", str(CI), "--grid", "lr=0.003,0.03",
+                                       "--workers", "2", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "mer-train tune does not take --workers yet" in result.output
+    assert trained == [] and not (tmp_path / "run").exists()
