@@ -190,3 +190,21 @@ def test_cli_export_and_no_torch(tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "False"
     assert json.loads((out / "manifest.json").read_text())["counts"]["ok"] == 6
+
+
+def test_the_torch_dataset_in_the_docs_runs(tmp_path):
+    """docs/shard-format.md's `ShardDataset` (the code block as printed) over a real shard set."""
+    torch = pytest.importorskip("torch")
+    text = (Path(__file__).resolve().parents[1] / "docs" / "shard-format.md").read_text()
+    section = text.split("### A torch `Dataset` over `open_shards`", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace = {}
+    exec(compile(code, "docs/shard-format.md", "exec"), namespace)
+    out = shard_set(tmp_path / "casme2")
+    dataset = namespace["ShardDataset"](out, ["happiness", "disgust", "repression", "surprise", "others"])
+    assert len(dataset) == 5  # fear is outside CASME II's five classes
+    x, y = dataset[0]
+    assert isinstance(x, torch.Tensor) and x.shape == (3, 16, 16) and 0 <= y < 5
+    shards = open_shards(out)
+    first = list(shards.meta["emotion"]).index(next(e for e in shards.meta["emotion"] if e.lower() != "fear"))
+    np.testing.assert_array_equal(x[:2].numpy(), shards.arrays["flow"][first])
