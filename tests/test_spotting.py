@@ -38,7 +38,7 @@ def _video(frames=600):
 
 
 def test_a_brief_movement_is_a_micro_interval_around_its_peak():
-    signals = _signals([(100, ("brow_right", "brow_left"), 0.5, 2.0)])
+    signals = _signals([(100, ("brow_right", "brow_left", "nose"), 0.5, 2.0)])
     found = find_intervals(_video(), signals, SpotConfig())
     assert len(found) == 1
     interval = found[0]
@@ -64,7 +64,7 @@ def test_blinks_and_talking_are_not_reported_but_an_isolated_mouth_movement_is()
 def test_noise_alone_gives_nothing_and_the_floor_is_what_decides():
     signals = _signals([])
     assert find_intervals(_video(), signals, SpotConfig()) == []
-    weak = _signals([(100, ("brow_right", "brow_left"), 0.05, 2.0)])  # 5 noise sd, below the default 6
+    weak = _signals([(100, ("brow_right", "brow_left", "nose"), 0.05, 2.0)])  # 5 noise sd, below the default 6
     assert find_intervals(_video(), weak, SpotConfig()) == []
     found = find_intervals(_video(), weak, replace(SpotConfig(), min_score=4.0))
     assert len(found) == 1 and abs(found[0].apex - 100) <= 1
@@ -166,3 +166,32 @@ def test_end_to_end_synth_spot_shards_eval(cas2_long, tmp_path):
     assert overall["tp"] >= 2, metrics["counts"]  # of the 3 planted expressions
     assert metrics["distractor_only"]["false_positives"] <= 2, metrics["per_video"]
     assert metrics["f1_overall"] == pytest.approx(2 * overall["tp"] / (2 * overall["tp"] + overall["fp"] + overall["fn"]))
+
+
+def test_samm_long_videos_layout_and_sheet(tmp_path):
+    """SAMM_longvideos/006_1/006_1_0001.jpg + SAMM_LongVideos_V3_Release.xlsx (notes above the header)."""
+    import cv2
+    import openpyxl
+
+    root = tmp_path / "SAMMLV"
+    for video in ("006_1", "007_3"):
+        folder = root / "SAMM_longvideos" / video
+        folder.mkdir(parents=True)
+        for n in range(1, 6):
+            cv2.imwrite(str(folder / f"{video}_{n:04d}.jpg"), np.full((8, 8), 128, np.uint8))
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for n in range(9):
+        sheet.append([f"note {n}"])
+    sheet.append(["Subject", "Filename", "Inducement Code", "Onset", "Apex", "Offset", "Duration", "Type",
+                  "Action Units", "Notes"])
+    sheet.append(["006", "006_1_1", 1, 2, 3, 4, 3, "Micro - 1/2", "R12", ""])
+    sheet.append(["006", "006_1_2", 1, 1, 3, 5, 5, "Macro", "12", ""])
+    sheet.append(["007", "007_3_1", 3, 2, "-", 3, 2, "Micro - 1/2", "4", ""])
+    sheet.append(["009", "009_1_1", 3, 2, 3, 4, 2, "Macro", "4", ""])  # a video that is not on disk
+    book.save(root / "SAMM_LongVideos_V3_Release.xlsx")
+    videos = {v.name: v for v in find_long_videos("samm-lv", root)}
+    assert sorted(videos) == ["006_1", "007_3"]
+    assert videos["006_1"].fps == 200.0 and videos["006_1"].subject == "006" and videos["006_1"].numbers == [1, 2, 3, 4, 5]
+    assert sorted((t.onset, t.apex, t.offset, t.kind) for t in videos["006_1"].truth) == [(1, 3, 5, "macro"), (2, 3, 4, "micro")]
+    assert [(t.onset, t.apex, t.offset) for t in videos["007_3"].truth] == [(2, None, 3)]

@@ -84,10 +84,11 @@ class SpotConfig:
     scales_s: tuple[float, ...] = (0.2, 0.6)  # half-windows k (s): micro, macro
     p: float = 0.1  # threshold T = mean(C) + p (max(C) - mean(C))
     min_score: float = 6.0  # and C >= min_score (robust z units)
-    top_regions: int = 2
+    top_regions: int = 3
     blink_ratio: float = 1.5
     talk_window_s: float = 1.5  # a mouth-led peak with talk_peaks mouth peaks within +-talk_window_s is talking
     talk_peaks: int = 3
+    talk_ratio: float = 4.0  # a talking peak: the mouth moves talk_ratio times more than the median other region
     max_extent: float = 2.0  # an interval reaches at most max_extent * k on each side of its peak
     micro_max_s: float = 0.5
     # shards of the spotted intervals, as PrepConfig makes them for clips
@@ -231,24 +232,28 @@ def find_intervals(video: LongVideo, signals: Signals, config: SpotConfig) -> li
             apex = signals.positions[t]
             seconds = (offset - onset + 1) / video.fps
             kind = "micro" if seconds <= config.micro_max_s else "macro"
-            candidates.append(Interval(video.name, int(numbers[onset]), int(numbers[offset]), kind,
-                                       int(numbers[apex]), round(float(contrast[t]), 3)))
+            candidates.append((k, Interval(video.name, int(numbers[onset]), int(numbers[offset]), kind,
+                                           int(numbers[apex]), round(float(contrast[t]), 3))))
     return _suppress(candidates)
 
 
 def _talking(signals: Signals, config: SpotConfig, names: list[str]) -> np.ndarray:
-    """Per scored frame: do `talk_peaks` or more peaks of the mouth's contrast (at the shortest
-    scale, above `min_score`) fall within +-`talk_window_s`? Speech moves the mouth again and again; an
-    expression moves it once."""
+    """Per scored frame: do `talk_peaks` or more mouth-only peaks fall within +-`talk_window_s`?
+    A mouth-only peak is a peak of the mouth's contrast at the shortest scale, above `min_score`,
+    where the mouth moves `talk_ratio` times more than the median other region. Speech moves the
+    mouth alone, again and again; an expression moves it once, and other regions with it."""
     k = min(signals.regions)
     values = signals.regions[k]
     flags = np.zeros(len(values), bool)
     if not len(values):
         return flags
     steps = max(1, k // signals.stride)
-    mouth = robust_z(values)[:, [names.index(n) for n in MOUTH]].max(axis=1)
+    z = robust_z(values)
+    mouth = z[:, [names.index(n) for n in MOUTH]].max(axis=1)
+    others = np.median(z[:, [i for i, n in enumerate(names) if n not in MOUTH and n not in EYES]], axis=1)
     contrast = mouth - 0.5 * (_shift(mouth, steps) + _shift(mouth, -steps))  # no side lobes, as in find_intervals
-    peaks = np.array(_peaks(contrast, config.min_score, steps), int)
+    peaks = np.array([t for t in _peaks(contrast, config.min_score, steps)
+                      if mouth[t] >= config.talk_ratio * max(others[t], 1.0)], int)
     reach = config.talk_window_s * signals.fps / signals.stride
     for t in range(len(values)):
         flags[t] = np.sum(np.abs(peaks - t) <= reach) >= config.talk_peaks
@@ -283,10 +288,12 @@ def _extent(feature: np.ndarray, t: int, steps: int, max_extent: float) -> tuple
     return min(cap, 2 * left + 1), min(cap, 2 * right + 1)
 
 
-def _suppress(candidates: list[Interval]) -> list[Interval]:
-    """Highest score first; an interval that overlaps a kept one is dropped."""
+def _suppress(candidates: list[tuple[int, Interval]]) -> list[Interval]:
+    """Longest scale first, then highest score; an interval that overlaps a kept one is dropped.
+    The longest scale measures both kinds' extent (a short window cuts a macro-expression into its
+    rise and fall), so where scales overlap its interval is kept."""
     kept: list[Interval] = []
-    for c in sorted(candidates, key=lambda c: (-c.score, c.onset)):
+    for _, c in sorted(candidates, key=lambda kc: (-kc[0], -kc[1].score, kc[1].onset)):
         if all(c.offset < k.onset or c.onset > k.offset for k in kept):
             kept.append(c)
     return sorted(kept, key=lambda c: c.onset)
