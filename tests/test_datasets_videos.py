@@ -213,3 +213,11 @@ def test_synthetic_recordings_to_shards_to_an_ststnet_export(tmp_path):
                     assert (split == "u_test") == (owner == subject)
                     seen.add((owner, name, int(expression)))
     assert seen == expected
+
+
+def test_a_folder_of_videos_with_a_thumbnail_is_searched_not_taken_for_frames(tmp_path):
+    raw = tmp_path / "raw"
+    write_video(raw / "day1" / "p1_a.mp4")
+    cv2.imwrite(str(raw / "day1" / "cover1.jpg"), np.zeros((8, 8), np.uint8))
+    cv2.imwrite(str(raw / "day1" / "cover2.jpg"), np.zeros((8, 8), np.uint8))
+    assert [s.sample_id for s in scan(raw).samples] == ["videos/p1_a/p1_a"]

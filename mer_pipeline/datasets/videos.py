@@ -98,10 +98,14 @@ def find_recordings(raw: Path, depth: int = 2) -> list[Recording]:
 
 
 def _is_frame_folder(folder: Path) -> bool:
+    """At least two numbered images and no video file (a folder of takes with a thumbnail is not one)."""
     try:
-        return any(p.suffix.lower() in IMAGE_EXTENSIONS and any(c.isdigit() for c in p.stem) for p in folder.iterdir())
+        files = [p for p in folder.iterdir() if p.is_file()]
     except OSError:
         return False
+    if any(p.suffix.lower() in VIDEO_EXTENSIONS for p in files):
+        return False
+    return sum(p.suffix.lower() in IMAGE_EXTENSIONS and any(c.isdigit() for c in p.stem) for p in files) >= 2
 
 
 def find_csv(raw: Path) -> Path | None:
