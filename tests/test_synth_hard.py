@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mer_pipeline.synth import PRESETS, TRUTH_FILE, generate, motion
+from mer_pipeline.synth import PRESETS, TRUTH_FILE, generate, motion, truth_field
 from mer_pipeline.synth import population as pop
 from mer_pipeline.synth.faces import detect_faces
 from mer_pipeline.synth.layouts import LAYOUTS
@@ -107,9 +107,12 @@ def test_traits_are_recorded_and_shape_every_clip(tree):
             assert habit in clip["au_tokens"] and (clip["annotated"] is None
                                                    or habit in clip["annotated"]["action_units"].split("+"))
         assert clip["amplitude"] <= HARD.micro_amplitude[1] * traits["amplitude_scale"] + 1e-3
-        # the weak side moves (1 - asymmetry) times as much (the sides also differ by up to 15 % by chance)
+        # the weak side moves (1 - asymmetry) times as much (the sides also differ by up to 15 % by chance),
+        # on the AUs planted on both sides (the gap makes some AUs of a micro clip one-sided)
+        both = {int(t) for t in clip["au_tokens"] if t[0] not in "LR"}
         side = {s: sum(np.hypot(b["u"], b["v"]) for b in clip["field"]["bumps"]
-                       if b["side"] == s and int(b["au"]) != int(habit.lstrip("LR"))) for s in "RL"}
+                       if b["side"] == s and int(b["au"]) != int(habit.lstrip("LR")) and int(b["au"]) in both)
+                for s in "RL"}
         weak, strong = side[traits["weak_side"]], side["L" if traits["weak_side"] == "R" else "R"]
         if weak and strong:
             assert 0.85 * (1 - traits["asymmetry"]) - 1e-6 <= weak / strong <= (1 - traits["asymmetry"]) / 0.85 + 1e-6
@@ -153,6 +156,19 @@ def test_confounders_predict_the_label_within_a_subject_but_not_across():
     assert across / n < 1 / len(labels) + 0.1, across / n  # chance level
 
 
+def onset_moved_to_apex(onset: np.ndarray, clip: dict) -> np.ndarray:
+    """The onset frame moved as the truth says the apex frame is (planted field d, then the head's
+    apex transform A): apex pixel y shows onset content at x = z - d(z), z = A^-1 y (first order in d)."""
+    h, w = onset.shape
+    inverse = np.linalg.inv(np.vstack([np.array(clip["head"]["apex_transform"]), [0, 0, 1]]))[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    zx = (inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]).astype(np.float32)
+    zy = (inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]).astype(np.float32)
+    d = truth_field(clip)
+    du, dv = (cv2.remap(d[k], zx, zy, cv2.INTER_LINEAR) for k in (0, 1))
+    return cv2.remap(onset, zx - du, zy - dv, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
 def test_confounders_are_recorded_and_rendered(tree):
     truth = load_truth(tree)
     lit = 0
@@ -175,14 +191,15 @@ def test_confounders_are_recorded_and_rendered(tree):
             assert abs(cue["light"]["strength"] / own["light"]["strength"] - 1) <= HARD.confounders.jitter + 1e-3
             onset = cv2.imread(str(frame_path(tree, clip, clip["onset"])), cv2.IMREAD_GRAYSCALE).astype(np.float32)
             apex = cv2.imread(str(frame_path(tree, clip, clip["apex"])), cv2.IMREAD_GRAYSCALE).astype(np.float32)
-            ratio = cv2.GaussianBlur(apex, (0, 0), 30) / (cv2.GaussianBlur(onset, (0, 0), 30) + 1) - 1
+            moved = onset_moved_to_apex(onset, clip)  # so that only the light differs
+            ratio = cv2.GaussianBlur(apex, (0, 0), 30) / (cv2.GaussianBlur(moved, (0, 0), 30) + 1) - 1
             gain = motion.Expression(0, 1, 2, [], cue["light"]).light_gain(onset.shape)
             cx, cy = (int(v) for v in cue["light"]["centre"])
             r = int(cue["light"]["width"] * 0.35)
             window = (slice(cy - r, cy + r), slice(cx - r, cx + r))  # the inner face
-            seen, planted = ratio[window].ravel(), gain[window].ravel()  # head drift and AUs blur the match
-            assert np.corrcoef(seen, planted)[0, 1] > 0.75, clip["sample_id"]
-            assert 0.5 < np.polyfit(planted, seen, 1)[0] < 2.0, clip["sample_id"]  # about the planted gain
+            seen, planted = ratio[window].ravel(), gain[window].ravel()
+            assert np.corrcoef(seen, planted)[0, 1] > 0.8, clip["sample_id"]
+            assert 0.6 < np.polyfit(planted, seen, 1)[0] < 1.5, clip["sample_id"]  # about the planted gain
             lit += 1
     assert lit, "the small tree should have a clip with a lighting cue (choose another SMALL seed)"
 

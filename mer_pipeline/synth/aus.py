@@ -120,6 +120,10 @@ AU_CATALOGUE: dict[int, ActionUnit] = {
             Bump((51,), (0.0, 1.0), 0.15, midline=True),
             Bump((57,), (0.0, -1.0), 0.15, midline=True),
         ), bilateral=False),
+        ActionUnit(25, "lips part", (
+            Bump((51, 62), (0.0, -1.0), 0.10, 0.5, midline=True),
+            Bump((57, 66), (0.0, 1.0), 0.12, midline=True),
+        ), bilateral=False),
         ActionUnit(26, "jaw drop", (
             Bump((57, 8), (0.0, 1.0), 0.35, midline=True),
             Bump((8,), (0.0, 1.0), 0.30, 0.8, midline=True),
@@ -140,6 +144,36 @@ EMOTION_AUS: dict[str, tuple[tuple[str, ...], ...]] = {
     "contempt": (("R14",), ("L14",)),
     "fear": (("1", "2", "4", "5", "20"),),
     "others": (("4",), ("7",), ("R2",), ("L2",), ("1",)),
+}
+
+# The micro/macro gap (`presets.Gap`, the hard preset): macro-expressions are POSED, micro-expressions
+# SPONTANEOUS, and the two draw their AUs from different tables, as CK+ and CASME II differ.
+#
+# Posed macro-expressions (CK+): the full prototypical AU set of the emotion, every AU at high
+# intensity on both sides (EMFACS prototypes as CK+ codes them, Lucey et al. 2010, Table 2: anger
+# 4+5+7+23/24, disgust 9 or 10 (with 17), fear 1+2+4+5+20+25, happy 6+12(+25), sadness 1+4+15(+17),
+# surprise 1+2+5+26(27), contempt unilateral 14).
+MACRO_AUS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "happiness": (("6", "12", "25"),),
+    "surprise": (("1", "2", "5", "26"),),
+    "disgust": (("9", "10", "17", "25"),),
+    "sadness": (("1", "4", "15", "17"),),
+    "anger": (("4", "5", "7", "23", "24"),),
+    "contempt": (("R14",), ("L14",)),
+    "fear": (("1", "2", "4", "5", "20", "25"),),
+}  # an emotion no posed set has (repression, others) keeps EMOTION_AUS
+
+# Spontaneous micro-expressions (CASME II, Yan et al. 2014): a partial, often unilateral subset of
+# the emotion's AUs, with AU 4 (brow lowerer) in many negative ones. Per emotion: (AU, probability
+# that a clip shows it), drawn independently; a clip that draws none shows its likeliest AU.
+# Emotions not listed (repression, contempt, others) keep `EMOTION_AUS`: they are partial already.
+MICRO_SPONTANEOUS: dict[str, tuple[tuple[str, float], ...]] = {
+    "happiness": (("12", 0.8), ("6", 0.45), ("7", 0.2)),
+    "surprise": (("1", 0.6), ("2", 0.6), ("5", 0.2), ("26", 0.05)),
+    "disgust": (("4", 0.7), ("7", 0.35), ("9", 0.35), ("10", 0.3)),
+    "sadness": (("4", 0.6), ("15", 0.45), ("1", 0.35), ("17", 0.35), ("14", 0.15)),
+    "anger": (("4", 0.8), ("7", 0.4), ("23", 0.3), ("17", 0.2), ("5", 0.15)),
+    "fear": (("4", 0.6), ("1", 0.5), ("2", 0.4), ("5", 0.3), ("20", 0.3), ("7", 0.2)),
 }
 
 
@@ -172,6 +206,42 @@ def objective_class(tokens) -> int:
     return 7
 
 
+def spontaneous_aus(rng: np.random.Generator, prototype: str, dropped=frozenset(), unilateral: float = 0.0,
+                    off_prototype: float = 0.0) -> tuple[str, ...]:
+    """The AUs of one spontaneous micro-expression of `prototype` (`MICRO_SPONTANEOUS`).
+
+    Each AU of the emotion's pool is shown with its probability, except the AUs this subject never
+    shows (`dropped`, AU numbers; the subject's per-AU dropout): a clip that ends up with none shows
+    the likeliest AU of the pool the subject can show (the likeliest of all if it can show none).
+    With probability `off_prototype` the clip shows instead one of the `others` options (a single
+    brow or lid AU): its label came from the person's report, not from the face (CASME II's
+    emotion labels and AUs often disagree, the reason for objective classes, Davison et al. 2018).
+    Each bilateral AU then shows on one side only with probability `unilateral` (R or L at random).
+    Emotions without a pool draw one option of `EMOTION_AUS` (dropout does not apply: they are a
+    single AU or two already). Sorted FACS tokens."""
+    pool = MICRO_SPONTANEOUS.get(prototype)
+    if pool is None:
+        options = EMOTION_AUS[prototype]
+        chosen = list(options[int(rng.integers(len(options)))])
+    else:
+        stray, pick = rng.random(), rng.integers(len(EMOTION_AUS["others"]))
+        draws = rng.random(len(pool))  # one draw per AU, whatever the subject drops
+        allowed = [(au, p) for au, p in pool if parse_au(au)[0] not in dropped]
+        chosen = [au for (au, p), r in zip(pool, draws) if r < p and parse_au(au)[0] not in dropped]
+        if not chosen:
+            chosen = [max(allowed or pool, key=lambda ap: ap[1])[0]]
+        if stray < off_prototype:
+            chosen = list(EMOTION_AUS["others"][int(pick)])
+    out = []
+    for token in chosen:
+        number, side = parse_au(token)
+        flip = rng.random()  # drawn for every AU, so that one AU's side does not shift the others
+        if not side and AU_CATALOGUE[number].bilateral and flip < unilateral:
+            token = ("R" if rng.random() < 0.5 else "L") + token
+        out.append(token)
+    return tuple(sorted(out, key=lambda t: (parse_au(t)[0], t)))
+
+
 def face_frame(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Eye-based face axes of 68 landmarks (x, y): origin, x axis, y axis (unit vectors), IOD (px)."""
     left = landmarks[36:42].mean(axis=0)
@@ -182,22 +252,24 @@ def face_frame(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return (left + right) / 2, ex, ey, iod
 
 
-def bumps_for(tokens, landmarks: np.ndarray, rng: np.random.Generator) -> list[dict]:
+def bumps_for(tokens, landmarks: np.ndarray, rng: np.random.Generator, *,
+              intensity: tuple[float, float] = (0.6, 1.0), symmetric: bool = False) -> list[dict]:
     """Raw-pixel bumps (unscaled) of the AUs `tokens` on a face with these 68 landmarks.
 
-    Each AU gets a random intensity in [0.6, 1]; the two sides of a bilateral AU differ by up to
-    15 % (faces are not symmetric). Vectors are in relative units; `scale_bumps` sets the amplitude.
+    Each AU gets a random intensity in `intensity`; the two sides of a bilateral AU differ by up to
+    15 % (faces are not symmetric) unless `symmetric` (a posed expression). Vectors are in relative
+    units; `scale_bumps` sets the amplitude.
     """
     _, ex, ey, iod = face_frame(landmarks)
     out = []
     for token in sorted(tokens, key=lambda t: (parse_au(t)[0], t)):
         number, only_side = parse_au(token)
         au = AU_CATALOGUE[number]
-        intensity = rng.uniform(0.6, 1.0)
+        strength = rng.uniform(*intensity)
         for side in ("R", "L"):
             if only_side and side != only_side:
                 continue
-            side_gain = intensity * rng.uniform(0.85, 1.0)
+            side_gain = strength if symmetric else strength * rng.uniform(0.85, 1.0)
             for bump in au.bumps:
                 if bump.midline and side == "L":
                     continue  # midline bumps exist once

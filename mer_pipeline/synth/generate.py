@@ -26,7 +26,7 @@ from . import population as pop
 from .errors import SynthError
 from .layouts import LAYOUTS, get_layout
 from .layouts.base import Clip, Layout, Video, schedule
-from .presets import Preset, effective_preset, get_preset
+from .presets import Preset, effective_preset, factor_state, get_preset, with_factors
 
 GENERATOR_VERSION = "1"
 TRUTH_FILE = "synth_truth.json"
@@ -42,7 +42,9 @@ def _rng(seed: int, *key) -> np.random.Generator:
 def generate(dataset: str, out: Path, *, subjects: int | None = None, clips_per_subject: int | None = None,
              seed: int = 0, quirks: bool = False, faces: Path | None = None, preset: str = "default",
              workers: int | None = None, overwrite: bool = False,
-             progress: Callable[[int, int], None] | None = None) -> dict:
+             progress: Callable[[int, int], None] | None = None, noise_floor: bool | None = None,
+             imbalance: bool | None = None, traits: bool | None = None, confounders: bool | None = None,
+             gap: bool | None = None, confounders_by: str | None = None) -> dict:
     """Write a synthetic raw tree of `dataset` in its real on-disk layout under `out`.
 
     Returns a summary: dataset, clips (truth entries), clips_on_disk, videos, frames, bytes, seconds,
@@ -50,18 +52,79 @@ def generate(dataset: str, out: Path, *, subjects: int | None = None, clips_per_
     `workers`: processes that render videos (default: the CPU count for large trees, 1 for small
     ones; the bytes never depend on it). `overwrite`: replace the paths this layout writes if they
     exist (otherwise refuse). `progress(done, total)` is called with clips rendered so far / in all.
+    `noise_floor`, `imbalance`, `traits`, `confounders`, `gap`: switch a difficulty factor of the
+    preset on (True) or off (False), None keeps the preset's (`presets.with_factors`; micro-only
+    factors leave a macro-expression tree as it is); `confounders_by`: "emotion" | "session".
     """
     started = time.perf_counter()
     layout = get_layout(dataset)
-    difficulty = effective_preset(get_preset(preset), layout.kind)
+    tree = _plan_tree(layout, subjects, clips_per_subject, seed, quirks, faces, preset,
+                      dict(noise_floor=noise_floor, imbalance=imbalance, traits=traits, confounders=confounders,
+                           gap=gap, confounders_by=confounders_by))
+    out = Path(out)
+    _clear(out, layout, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    for job in tree["jobs"]:
+        job["root"] = str(out)
+
+    n_frames = n_bytes = 0
+    for written, size in _run_jobs(tree["jobs"], _auto_workers(workers, len(tree["jobs"])), progress):
+        n_frames += written
+        n_bytes += size
+    plan = tree["plan"]
+    for relative, content in sorted(plan.extra_files.items()):
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        n_bytes += len(content)
+    sheets = layout.write_annotations(out, plan)
+    n_bytes += sum(p.stat().st_size for p in sheets)
+
+    truth_path = out / TRUTH_FILE
+    text = json.dumps(tree["truth"], sort_keys=True, indent=1)
+    truth_path.write_text(text + "\n", encoding="utf-8")
+    return {
+        "dataset": layout.name,
+        "out": out,
+        "roots": [out / r for r in layout.roots],
+        "truth": truth_path,
+        "clips": len(tree["truth"]["clips"]),
+        "clips_on_disk": sum(1 for e in tree["truth"]["clips"] if e["on_disk"]),
+        "videos": len(plan.videos),
+        "subjects": len(tree["truth"]["subjects"]),
+        "frames": n_frames,
+        "bytes": n_bytes,
+        "seconds": round(time.perf_counter() - started, 2),
+        "quirks": sorted({q["kind"] for q in plan.quirks}),
+    }
+
+
+def synth_truth(dataset: str, *, subjects: int | None = None, clips_per_subject: int | None = None, seed: int = 0,
+                quirks: bool = False, faces: Path | None = None, preset: str = "default", **factors) -> dict:
+    """The content of the synth_truth.json that `generate` with the same arguments writes, without
+    rendering or writing anything (the subjects' faces are still made: their landmarks are in it).
+    `factors`: the factor switches of `generate`. For measurements on planted fields, e.g.
+    benchmarks/template_oracle.py."""
+    layout = get_layout(dataset)
+    switches = {k: factors.pop(k, None) for k in ("noise_floor", "imbalance", "traits", "confounders", "gap",
+                                                  "confounders_by")}
+    if factors:
+        raise SynthError(f"unknown factor switch(es) {', '.join(sorted(factors))}; known: {', '.join(switches)}")
+    return _plan_tree(layout, subjects, clips_per_subject, seed, quirks, faces, preset, switches)["truth"]
+
+
+def _plan_tree(layout: Layout, subjects, clips_per_subject, seed: int, quirks: bool, faces, preset: str,
+               switches: dict) -> dict:
+    """Everything of a tree but its pixels: {plan, jobs (render jobs without root), truth (document)}."""
+    dataset = layout.name
+    if layout.kind == "macro":  # the micro-only factors never change a macro-expression tree
+        switches = {"gap": switches.get("gap")}
+    difficulty = effective_preset(with_factors(get_preset(preset), **switches), layout.kind)
     default_subjects, default_clips = _default_size(difficulty, layout)
     n_subjects = default_subjects if subjects is None else int(subjects)
     per_subject = default_clips if clips_per_subject is None else int(clips_per_subject)
     if n_subjects < 1 or per_subject < 1:
         raise SynthError("subjects and clips_per_subject must be at least 1")
-    out = Path(out)
-    _clear(out, layout, overwrite)
-    out.mkdir(parents=True, exist_ok=True)
 
     plan_rng = _rng(seed, dataset, "plan")
     names = layout.subject_names(plan_rng, n_subjects)
@@ -72,10 +135,13 @@ def generate(dataset: str, out: Path, *, subjects: int | None = None, clips_per_
         labels = schedule(plan_rng, n_subjects, per_subject, layout.classes, layout.rare)
     plan = layout.plan(plan_rng, names, labels, difficulty)
     manners = _manners(difficulty, layout, seed, names)
+    _apply_gap(plan, layout, difficulty, manners, seed)
     _add_habits(plan, manners)
     if quirks:
         layout.plant_quirks(_rng(seed, dataset, "quirks"), plan, difficulty)
-        _add_habits(plan, manners)  # clips that quirks added (a folder without sheet row, ...)
+        _apply_gap(plan, layout, difficulty, manners, seed)  # clips that quirks added (a folder without sheet row, ...)
+        _add_habits(plan, manners)
+    _deal_sessions(plan, layout, difficulty, seed)
 
     photos = facelib.load_photos(faces)
     people = {  # a subject's identity depends on its name and the seed only, not on the tree's size
@@ -92,7 +158,6 @@ def generate(dataset: str, out: Path, *, subjects: int | None = None, clips_per_
         job, video_entries = _prepare_video(layout, difficulty, video, people[video.subject],
                                             _rng(seed, dataset, "video", str(video.folder)),
                                             manners.get(video.subject), cues)
-        job["root"] = str(out)
         jobs.append(job)
         entries += video_entries
     for clip in plan.orphans:
@@ -100,38 +165,10 @@ def generate(dataset: str, out: Path, *, subjects: int | None = None, clips_per_
                                      _rng(seed, dataset, "orphan", clip.subject, clip.clip),
                                      manners.get(clip.subject)))
 
-    n_frames = n_bytes = 0
-    for written, size in _run_jobs(jobs, _auto_workers(workers, len(jobs)), progress):
-        n_frames += written
-        n_bytes += size
-    for relative, content in sorted(plan.extra_files.items()):
-        path = out / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-        n_bytes += len(content)
-    sheets = layout.write_annotations(out, plan)
-    n_bytes += sum(p.stat().st_size for p in sheets)
-
     arguments = {"dataset": dataset, "subjects": n_subjects, "clips_per_subject": per_subject, "seed": seed,
                  "quirks": quirks, "faces": [p.name for p in photos] if faces else None, "preset": difficulty.name}
     truth = _truth_document(layout, difficulty, arguments, people, entries, plan.quirks, manners)
-    truth_path = out / TRUTH_FILE
-    text = json.dumps(truth, sort_keys=True, indent=1)
-    truth_path.write_text(text + "\n", encoding="utf-8")
-    return {
-        "dataset": layout.name,
-        "out": out,
-        "roots": [out / r for r in layout.roots],
-        "truth": truth_path,
-        "clips": len(entries),
-        "clips_on_disk": sum(1 for e in entries if e["on_disk"]),
-        "videos": len(plan.videos),
-        "subjects": len(people),
-        "frames": n_frames,
-        "bytes": n_bytes,
-        "seconds": round(time.perf_counter() - started, 2),
-        "quirks": sorted({q["kind"] for q in plan.quirks}),
-    }
+    return {"plan": plan, "jobs": jobs, "truth": truth}
 
 
 def _truth_document(layout: Layout, preset: Preset, arguments: dict, people: dict, entries: list[dict],
@@ -151,6 +188,8 @@ def _truth_document(layout: Layout, preset: Preset, arguments: dict, people: dic
         "clips": sorted(entries, key=lambda e: e["sample_id"]),
         "quirks": sorted(quirks, key=lambda q: (q["kind"], q.get("sample_id", q.get("path", "")))),
     }
+    if factor_state(preset) is not None:  # the factor switches (hard preset, or any switch given)
+        document["factors"] = factor_state(preset)
     for name, manner in manners.items():  # hard preset: traits and confounders per subject
         document["subjects"][f"{layout.name}/{name}"].update(_jsonable(manner))
     if preset.population:
@@ -187,11 +226,15 @@ def _default_size(preset: Preset, layout: Layout) -> tuple[int, int]:
 
 
 def _manners(preset: Preset, layout: Layout, seed: int, names: list[str]) -> dict[str, dict]:
-    """Per subject {traits, confounders} when the preset has them (hard), else {}. A subject's manner
-    depends on the seed, the dataset and its name only."""
-    if not (preset.traits or preset.confounders):
+    """Per subject {traits, confounders, dropped_aus} when the preset has them (hard), else {}. A
+    subject's manner depends on the seed, the dataset and its name only."""
+    dropout = preset.gap is not None and layout.kind == "micro"
+    if not (preset.traits or preset.confounders or dropout):
         return {}
-    labels = (*layout.classes, *layout.rare)
+    if preset.confounders and preset.confounders.by == "session":
+        keys = pop.session_names(preset.confounders)
+    else:
+        keys = (*layout.classes, *layout.rare)
     manners = {}
     for name in names:
         manner = {}
@@ -199,9 +242,51 @@ def _manners(preset: Preset, layout: Layout, seed: int, names: list[str]) -> dic
             manner["traits"] = pop.draw_traits(_rng(seed, layout.name, "traits", name), preset.traits)
         if preset.confounders:
             manner["confounders"] = pop.draw_confounders(_rng(seed, layout.name, "confounders", name),
-                                                         preset.confounders, labels)
+                                                         preset.confounders, keys)
+        if dropout:
+            manner["dropped_aus"] = pop.draw_dropout(_rng(seed, layout.name, "dropout", name), preset.gap)
         manners[name] = manner
     return manners
+
+
+def _recode(clip: Clip, tokens: tuple[str, ...]) -> None:
+    """Set a clip's planted AUs and the sheet's AU cell with them (a coder codes what moves), in the
+    cell's own notation: '4+R12' (au_label) or MMEW's side-after-number '4+12R'."""
+    old = aus.au_label(clip.aus)
+    clip.aus = tuple(tokens)
+    cell = clip.annotated.get("action_units") if clip.annotated else None
+    if cell is None:
+        return
+    if cell != old and cell == _side_after(old):
+        clip.annotated["action_units"] = _side_after(aus.au_label(tokens))
+    else:
+        clip.annotated["action_units"] = aus.au_label(tokens)
+
+
+def _side_after(label: str) -> str:
+    return "+".join(f"{aus.parse_au(t)[0]}{aus.parse_au(t)[1]}" for t in label.split("+"))
+
+
+def _apply_gap(plan, layout: Layout, preset: Preset, manners: dict, seed: int) -> None:
+    """The micro/macro gap (`presets.Gap`): a macro clip shows its emotion's posed AU set
+    (`aus.MACRO_AUS`), a micro clip a spontaneous subset (`aus.spontaneous_aus`) without the AUs its
+    subject never shows. Each clip draws from a stream of its own (the plan's draws, labels and
+    timing, are those of the same tree without the gap); idempotent, for clips that quirks add."""
+    if preset.gap is None:
+        return
+    for clip in plan.clips():
+        if clip.expression is not None:
+            continue
+        rng = _rng(seed, layout.name, "gap", layout.sample_id(clip))
+        if layout.kind == "macro":
+            options = aus.MACRO_AUS.get(clip.prototype, aus.EMOTION_AUS[clip.prototype])
+            tokens, clip.expression = tuple(options[int(rng.integers(len(options)))]), "posed"
+        else:
+            dropped = set(manners.get(clip.subject, {}).get("dropped_aus", ()))
+            tokens = aus.spontaneous_aus(rng, clip.prototype, dropped, preset.gap.unilateral,
+                                          preset.gap.off_prototype)
+            clip.expression = "spontaneous"
+        _recode(clip, tokens)
 
 
 def _add_habits(plan, manners: dict) -> None:
@@ -214,16 +299,30 @@ def _add_habits(plan, manners: dict) -> None:
         tokens = pop.add_habit(clip.aus, traits["habitual_au"])
         if tokens == tuple(clip.aus):
             continue  # the habit's AU is part of this emotion already
-        clip.aus, clip.habit = tokens, traits["habitual_au"]
-        if clip.annotated and clip.annotated.get("action_units") is not None:
-            clip.annotated["action_units"] = aus.au_label(tokens)
+        _recode(clip, tokens)
+        clip.habit = traits["habitual_au"]
+
+
+def _deal_sessions(plan, layout: Layout, preset: Preset, seed: int) -> None:
+    """With confounders by session: every clip's recording session, dealt per subject at random."""
+    if layout.kind != "micro" or not preset.confounders or preset.confounders.by != "session":
+        return
+    by_subject: dict[str, list[Clip]] = {}
+    for clip in plan.clips():
+        by_subject.setdefault(clip.subject, []).append(clip)
+    for subject, clips in sorted(by_subject.items()):
+        ids = {layout.sample_id(c): c for c in clips}
+        for sid, session in pop.deal_sessions(_rng(seed, layout.name, "sessions", subject), list(ids),
+                                              preset.confounders).items():
+            ids[sid].session = session
 
 
 def _clip_cue(preset: Preset, manners: dict, clip: Clip, rng: np.random.Generator) -> dict | None:
     confounders = manners.get(clip.subject, {}).get("confounders")
     if confounders is None:
         return None
-    return pop.clip_cue(rng, confounders, clip.label, preset.confounders.jitter)
+    key = clip.session if preset.confounders.by == "session" else clip.label
+    return pop.clip_cue(rng, confounders, key, preset.confounders.jitter)
 
 
 def _auto_workers(workers: int | None, n_videos: int) -> int:
@@ -261,6 +360,7 @@ def _prepare_video(layout: Layout, preset: Preset, video: Video, subject: faceli
         if manner is not None:
             entry.update(habit=clip.habit, confounder=None if cue is None else {**cue, **({"light": light}
                                                                                            if light else {})})
+        _gap_fields(entry, clip, preset)
         entries.append(entry)
     job = {
         "video": video, "base": subject.base, "weight": subject.motion_weight, "head": head,
@@ -272,9 +372,21 @@ def _prepare_video(layout: Layout, preset: Preset, video: Video, subject: faceli
     return job, entries
 
 
+def _gap_fields(entry: dict, clip: Clip, preset: Preset) -> None:
+    """Truth fields of the gap and of session confounders, only in trees that have them."""
+    if clip.expression is not None:
+        entry["expression"] = clip.expression
+    if preset.confounders is not None and preset.confounders.by == "session":
+        entry["session"] = clip.session
+
+
 def _clip_bumps(layout, preset, clip: Clip, subject, rng, traits: dict | None = None) -> list[dict]:
     shape = subject.base.shape[:2]
-    raw = aus.bumps_for(clip.aus, subject.landmarks.astype(np.float64), rng)
+    style = {}
+    if preset.gap is not None:  # posed: strong and symmetric; spontaneous: weak to strong, sides differ
+        style = (dict(intensity=preset.gap.macro_intensity, symmetric=True) if layout.kind == "macro"
+                 else dict(intensity=preset.gap.micro_intensity))
+    raw = aus.bumps_for(clip.aus, subject.landmarks.astype(np.float64), rng, **style)
     if layout.kind == "macro":
         amplitude = rng.uniform(*preset.macro_amplitude)
         raw = [{**b, "sigma": b["sigma"] * 1.5} for b in raw]  # macro movements spread wider
@@ -346,6 +458,7 @@ def _orphan_entry(layout, preset, clip: Clip, subject, rng, manner: dict | None 
     entry = _entry(layout, clip, None, subject, bumps, head, 0.0, None)
     if manner is not None:
         entry.update(habit=clip.habit, confounder=None)
+    _gap_fields(entry, clip, preset)
     return entry
 
 

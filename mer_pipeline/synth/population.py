@@ -15,6 +15,11 @@ Three parts, each a preset knob (`presets.Population`, `Traits`, `Confounders`; 
   direction is drawn anew for every subject, so across subjects it predicts nothing (the
   "superficial connection" a model must not learn).
 
+With `Confounders.by = "session"` a cue goes with a (subject, recording session) instead: a subject's
+clips are dealt to 2-4 sessions at random (`deal_sessions`), whatever their label, so inside a
+subject the cue predicts the session and not the emotion, and clusters of cues are not label-pure.
+The micro/macro gap (`presets.Gap`) adds a per-subject AU dropout (`draw_dropout`).
+
 `generate()` applies them and records every value in synth_truth.json.
 """
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from . import aus
-from .presets import Confounders, Population, Traits
+from .presets import Confounders, Gap, Population, Traits
 
 CUE_KINDS = ("light", "head", "both")
 
@@ -186,3 +191,29 @@ def clip_cue(rng: np.random.Generator, subject_cues: dict, label: str, jitter: f
                        "ty": round(gain * (s * h["tx"] + c * h["ty"]), 4),
                        "roll_deg": round(h["roll_deg"] * (1 + jitter * rng.uniform(-1, 1)), 5)}
     return out
+
+
+def session_names(confounders: Confounders) -> tuple[str, ...]:
+    """The session keys a subject's cues are drawn for (as many as the most sessions a subject has)."""
+    return tuple(f"session{k}" for k in range(1, confounders.sessions[1] + 1))
+
+
+def deal_sessions(rng: np.random.Generator, clip_ids: Sequence[str], confounders: Confounders) -> dict[str, str]:
+    """One subject's clips (ids) -> recording session: 2-4 sessions (never more than clips), each clip
+    in one at random, independently of its label."""
+    lo, hi = confounders.sessions
+    n = min(int(rng.integers(lo, hi + 1)), max(len(clip_ids), 1))
+    picks = rng.integers(n, size=len(clip_ids))
+    return {cid: f"session{int(k) + 1}" for cid, k in zip(sorted(clip_ids), picks)}
+
+
+# ---------------------------------------------------------------------------------------------
+# the micro/macro gap
+
+def draw_dropout(rng: np.random.Generator, gap: Gap) -> list[int]:
+    """The AU numbers one subject never shows in a micro-expression (each with probability
+    `gap.subject_dropout`; one draw per AU of the catalogue, so the result depends on the seed and
+    the subject's name only)."""
+    numbers = sorted(aus.AU_CATALOGUE)
+    draws = rng.random(len(numbers))
+    return [n for n, r in zip(numbers, draws) if r < gap.subject_dropout]

@@ -7,6 +7,8 @@ an imbalanced, uneven population (`Population`), people who express differently 
 cues that go with the label inside a subject but not across subjects (`Confounders`). Those three
 are None (off) in the other presets, and fields that are None are left out of synth_truth.json, so
 trees of `easy` and `default` stay byte-identical to what they were before `hard` existed.
+`hard` also opens the gap between posed macro- and spontaneous micro-expressions (`Gap`). Each of
+its difficulty factors (`FACTORS`) can be switched on or off on any preset (`with_factors`).
 Add a preset by adding one entry to `PRESETS`; `generate(..., preset=NAME)` and
 `mer-prep synth --preset NAME` pick it up.
 """
@@ -50,6 +52,21 @@ class Confounders:
     head_shift: tuple[float, float]  # head nudge at apex (px), direction per (subject, emotion)
     head_roll_deg: tuple[float, float]  # head roll at apex (degrees, random sign)
     jitter: float  # per-clip relative variation of a cue around its (subject, emotion) value
+    by: str = "emotion"  # emotion: a cue per (subject, emotion); session: per (subject, recording session)
+    sessions: tuple[int, int] = (2, 4)  # by="session": sessions per subject (inclusive), clips dealt at random
+
+
+@dataclass(frozen=True)
+class Gap:
+    """The micro/macro gap: posed macro-expressions (the full prototypical AU set, symmetric, strong;
+    `aus.MACRO_AUS`) against spontaneous micro-expressions (a partial, often one-sided subset of the
+    emotion's AUs, `aus.MICRO_SPONTANEOUS`, minus the AUs a subject never shows)."""
+
+    micro_intensity: tuple[float, float]  # per-AU intensity of a micro-expression (relative)
+    macro_intensity: tuple[float, float]  # per-AU intensity of a macro-expression, the same on both sides
+    subject_dropout: float  # per subject and AU: probability that this subject never shows that AU
+    unilateral: float  # per bilateral AU of a micro clip: probability that it shows on one side only
+    off_prototype: float = 0.0  # per micro clip: probability that it shows a single `others` AU instead
 
 
 @dataclass(frozen=True)
@@ -73,6 +90,8 @@ class Preset:
     confounders: Confounders | None = None
     macro_nuisances: str | None = None  # macro layouts take drift, noise and JPEG from this preset
     default_sizes: tuple[tuple[str, int, int], ...] | None = None  # (dataset, subjects, clips/subject)
+    gap: Gap | None = None  # the realistic micro/macro gap
+    factors: tuple[str, ...] | None = None  # the difficulty factors (FACTORS) that are on; None: no switches
 
 
 PRESETS: dict[str, Preset] = {
@@ -118,8 +137,74 @@ PRESETS: dict[str, Preset] = {
                                 head_roll_deg=(0.0, 0.15), jitter=0.15),
         macro_nuisances="easy",
         default_sizes=(("casme2", 26, 10), ("ckplus", 20, 6)),
+        gap=Gap(micro_intensity=(0.3, 1.0), macro_intensity=(0.85, 1.0), subject_dropout=0.25, unilateral=0.3,
+                off_prototype=0.2),
+        factors=("noise_floor", "imbalance", "traits", "confounders", "gap"),
     ),
 }
+
+# The difficulty factors of the hard preset, each switchable on any preset (`with_factors`,
+# `mer-prep synth --no-confounders`, ...): what each one moves, in the order of docs/synth.md.
+FACTORS = ("noise_floor", "imbalance", "traits", "confounders", "gap")
+MACRO_FACTORS = ("gap",)  # the others are micro-only: they never change a macro-expression tree
+# noise_floor: the "Signal and nuisances" of the hard preset (weak motion under strong nuisances);
+# off, they are the default preset's
+SIGNAL_FIELDS = ("micro_amplitude", "micro_amplitude_spacing", "head_translation", "head_rotation_deg",
+                 "noise_sigma", "jpeg_quality", "micro_duration_s", "apex_fraction")
+CONFOUNDERS_BY = ("emotion", "session")
+
+
+def with_factors(preset: Preset, *, noise_floor: bool | None = None, imbalance: bool | None = None,
+                 traits: bool | None = None, confounders: bool | None = None, gap: bool | None = None,
+                 confounders_by: str | None = None) -> Preset:
+    """The preset with difficulty factors switched on (True) or off (False); None keeps the preset's.
+
+    A factor switched on takes the hard preset's values, switched off the default preset's (no
+    population, traits, confounders or gap; the default signal and nuisances). `traits` also sets
+    the face-geometry warp (`identity_strength`). `confounders_by` ("emotion" | "session") says what
+    a confounder cue goes with. With any switch the result records the factors that are on
+    (`factors`); with none it is `preset` itself, so easy and default trees stay as they were.
+    """
+    switches = {"noise_floor": noise_floor, "imbalance": imbalance, "traits": traits, "confounders": confounders,
+                "gap": gap}
+    if all(v is None for v in switches.values()) and confounders_by is None:
+        return preset
+    hard, default = PRESETS["hard"], PRESETS["default"]
+    on = set(preset.factors or ())
+    changes: dict = {}
+    for name, value in switches.items():
+        if value is None or bool(value) == (name in on):
+            continue
+        source = hard if value else default
+        if name == "noise_floor":
+            changes.update({f: getattr(source, f) for f in SIGNAL_FIELDS})
+        elif name == "imbalance":
+            changes["population"] = source.population
+        elif name == "traits":
+            changes.update(traits=source.traits, identity_strength=source.identity_strength)
+        elif name == "confounders":
+            changes["confounders"] = source.confounders
+        else:
+            changes["gap"] = source.gap
+        (on.add if value else on.discard)(name)
+    if confounders_by is not None:
+        if confounders_by not in CONFOUNDERS_BY:
+            raise SynthError(f"confounders_by must be one of {', '.join(CONFOUNDERS_BY)}, not {confounders_by!r}")
+        cues = changes.get("confounders", preset.confounders)
+        if cues is None:
+            raise SynthError(f"--confounders-by {confounders_by} needs confounders: the {preset.name} preset has "
+                             "none; add --confounders")
+        changes["confounders"] = replace(cues, by=confounders_by)
+    return replace(preset, **changes, factors=tuple(f for f in FACTORS if f in on))
+
+
+def factor_state(preset: Preset) -> dict | None:
+    """{factor: on?, confounders_by} as synth_truth.json records it (`factors`); None without switches."""
+    if preset.factors is None:
+        return None
+    state: dict = {name: name in preset.factors for name in FACTORS}
+    state["confounders_by"] = preset.confounders.by if preset.confounders else None
+    return state
 
 
 def effective_preset(preset: Preset, kind: str) -> Preset:
@@ -128,12 +213,14 @@ def effective_preset(preset: Preset, kind: str) -> Preset:
     Macro-expression sets are the clean auxiliary signal: population, traits and confounders are
     micro-only, and `macro_nuisances` names the preset whose head drift, noise and JPEG they take.
     """
-    if kind != "macro" or not (preset.population or preset.traits or preset.confounders or preset.macro_nuisances):
+    if kind != "macro" or not (preset.population or preset.traits or preset.confounders or preset.macro_nuisances
+                               or preset.factors is not None):
         return preset
     clean = get_preset(preset.macro_nuisances) if preset.macro_nuisances else preset
+    factors = None if preset.factors is None else tuple(f for f in preset.factors if f in MACRO_FACTORS)
     return replace(preset, head_translation=clean.head_translation, head_rotation_deg=clean.head_rotation_deg,
                    noise_sigma=clean.noise_sigma, jpeg_quality=clean.jpeg_quality, population=None, traits=None,
-                   confounders=None)
+                   confounders=None, factors=factors)
 
 
 def get_preset(name: str) -> Preset:

@@ -36,6 +36,8 @@ class Clip:
     quirks: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
     habit: str | None = None  # the subject's habitual AU when added to `aus` (hard preset)
+    expression: str | None = None  # with the micro/macro gap: "posed" (macro) | "spontaneous" (micro)
+    session: str | None = None  # with confounders by session: the recording session of the clip
 
 
 @dataclass
