@@ -6,7 +6,27 @@ from pathlib import Path
 import click
 
 from .layouts import DATASETS
-from .presets import PRESETS
+from .presets import CONFOUNDERS_BY, PRESETS
+
+
+def factor_switches(command):
+    """The difficulty factors of the hard preset, each on/off on any preset (presets.with_factors);
+    unset, a preset keeps its own."""
+    switches = (
+        ("noise-floor", "Weak motion (0.08-3 px, log-uniform) under hard's head drift, sensor noise and JPEG; "
+                        "off: default's signal and nuisances"),
+        ("imbalance", "CASME II's class proportions, uneven subjects; off: balanced cyclic deal"),
+        ("traits", "Per-subject amplitude, asymmetry, habitual AU and face geometry; off: none"),
+        ("confounders", "Label cues inside a subject (light, head nudges); off: none"),
+        ("gap", "Posed macro (full AU sets, symmetric) vs spontaneous micro (partial, one-sided, "
+                "per-subject AU dropout); off: the same AU table for both"),
+    )
+    command = click.option("--confounders-by", type=click.Choice(CONFOUNDERS_BY), default=None,
+                           help="What a confounder cue goes with: (subject, emotion) or (subject, recording "
+                                "session) [default: emotion].")(command)
+    for name, text in reversed(switches):
+        command = click.option(f"--{name}/--no-{name}", default=None, help=f"{text} [default: the preset's].")(command)
+    return command
 
 
 @click.command("synth")
@@ -24,7 +44,9 @@ from .presets import PRESETS
               help="Folder of your own face photos (one frontal face each) [default: skimage astronaut].")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="default", show_default=True,
               help="Difficulty: motion amplitude against head drift, noise and compression; hard adds "
-                   "CASME II class imbalance, per-subject traits and subject-specific confounders (docs/synth.md).")
+                   "CASME II class imbalance, per-subject traits, subject-specific confounders and the "
+                   "posed-macro / spontaneous-micro gap; each switchable below (docs/synth.md).")
+@factor_switches
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
               help="Rendering processes [default: all cores for large trees].")
 @click.option("--overwrite", is_flag=True, help="Replace a synthetic tree already in OUT.")
@@ -32,7 +54,8 @@ from .presets import PRESETS
               help="Long videos for spotting (cas2, videos): --subjects videos of 30 s with planted micro- and "
                    "macro-expressions and distractors, plus a distractor-only video (docs/spotting.md).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def synth(dataset, out, subjects, clips_per_subject, seed, quirks, faces, preset, workers, overwrite, long_videos, quiet):
+def synth(dataset, out, subjects, clips_per_subject, seed, quirks, faces, preset, workers, overwrite, long_videos, quiet,
+          **factors):
     """Write a synthetic raw DATASET tree into OUT, in the dataset's real on-disk layout.
 
     Real face photos become distinct subjects; each clip plants the action units of its emotion
@@ -47,6 +70,7 @@ def synth(dataset, out, subjects, clips_per_subject, seed, quirks, faces, preset
     \b
         mer-prep synth casme2 data/raw/casme2 && mer-prep casme2 data/raw/casme2 data/shards/casme2
         mer-prep synth casme2 data/raw/casme2-hard --preset hard   # 26 subjects, CASME II's classes
+        mer-prep synth casme2 /tmp/no-cues --preset hard --no-confounders
     """
     from tqdm import tqdm
 
@@ -67,7 +91,7 @@ def synth(dataset, out, subjects, clips_per_subject, seed, quirks, faces, preset
         try:
             summary = generate(dataset, out, subjects=subjects, clips_per_subject=clips_per_subject, seed=seed,
                                quirks=quirks, faces=faces, preset=preset, workers=workers, overwrite=overwrite,
-                               progress=progress)
+                               progress=progress, **factors)
         except MerError as error:
             raise click.ClickException(str(error)) from error
     planted = f"; quirks planted: {', '.join(summary['quirks'])}" if summary["quirks"] else ""
