@@ -11,7 +11,8 @@ KINDS = ("micro", "macro")
 class Sample:
     """One expression clip, as the annotation sheet and the raw tree describe it.
 
-    `frames` maps the frame number written in the file name to the file's path. `apex` is None
+    `frames` maps the frame number written in the file name to the file's path (for a video file,
+    `frames.VideoFrame(video, number)`, numbered from 0; `frames.read_grey` reads both). `apex` is None
     when the sheet gives no usable apex (then it is spotted). `notes` records every fix or
     doubt the adapter met on the way, for the failure report and the logs.
     """
