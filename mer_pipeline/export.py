@@ -80,6 +80,10 @@ def export(out: Path, dest: Path, *, format: str, classes: str | None = None, st
     class_set = _class_set(classes if classes is not None else DEFAULT_CLASSES[format], emotions)
     taken: set[str] = set()
     loaded = [_load(s, class_set, strain, taken) for s in sets]
+    if class_set is not None and not any((s.labels >= 0).any() for s in loaded):
+        found = ", ".join(sorted({str(e) for e in emotions})) or "none"
+        raise MerError(f"{out}: no sample's emotion falls in the class set {class_set.name} ({', '.join(class_set.classes)}); "
+                       f"the emotions are: {found}. Choose another --classes (as-written takes them as they are)")
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))  # renamed into place when complete

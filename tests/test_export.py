@@ -175,6 +175,10 @@ def test_dest_is_never_overwritten_by_surprise(tmp_path):
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
     with pytest.raises(MerError, match="--classes: unknown class set 'casme9'"):
         export(out, tmp_path / "x", format="npz", classes="casme9")
+    calm = shard_set(tmp_path / "calm", subjects={"s1": ["neutral", "bored"]})
+    with pytest.raises(MerError, match="no sample's emotion falls in the class set megc2019-3 .* the emotions are: "
+                                       "bored, neutral. Choose another --classes"):
+        export(calm, tmp_path / "x", format="ststnet")
 
 
 def test_cli_export_and_no_torch(tmp_path):
