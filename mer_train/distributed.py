@@ -225,12 +225,14 @@ def _run_on(client, tasks: Sequence[FoldTask], fold_fn: Callable[..., dict], bar
     for _ in range(slots):
         submit()
     failure: BaseException | None = None
+    died: FoldTask | None = None
     for future in finished:
         index = running.pop(future)
         try:
             results[index] = future.result()
         except KilledWorker as error:
-            failure = failure or _worker_died(tasks[index], results, error)
+            if failure is None:
+                failure, died = error, tasks[index]
         except Exception as error:  # noqa: BLE001  (re-raised below, once the running folds are in)
             failure = failure or error
         else:
@@ -238,13 +240,14 @@ def _run_on(client, tasks: Sequence[FoldTask], fold_fn: Callable[..., dict], bar
                 bar.update(1)
         if failure is None:
             submit()
+    if died is not None:
+        raise _worker_died(died, sum(r is not None for r in results), failure) from failure
     if failure is not None:
         raise failure
     return results  # type: ignore[return-value]
 
 
-def _worker_died(task: FoldTask, results: list, error: Exception) -> TrainError:
-    done = sum(r is not None for r in results)
+def _worker_died(task: FoldTask, done: int, error: BaseException) -> TrainError:
     return TrainError(
         f"{task.name}: the Dask worker process died on every attempt (a crash in native code, or out of "
         f"memory); a LOSO missing a fold is not a result, so the run stops here. The {done} fold(s) finished "

@@ -2,11 +2,13 @@
 cluster by address (a real `dask scheduler` + `dask worker` started here), and in this process.
 
 One LocalCluster of two worker processes is shared by the module (a start costs seconds); the tests
-that need their own (`--workers 2`, worker deaths in tests/reliability/) start one.
+that need their own (`--workers 2`, a worker dying in a fold) start one.
 """
 from __future__ import annotations
 
+import functools
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -36,6 +38,16 @@ def cluster():
     with distributed.local_cluster(2) as local, Client(local) as client:
         client.wait_for_workers(2, timeout=120)
         yield local.scheduler_address, client
+
+
+@pytest.fixture
+def by_value():
+    """This module's functions travel to the workers by value (they cannot import a test module)."""
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield
+    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
 def train_cli(*args) -> str:
@@ -123,17 +135,11 @@ def failing_fold(config, data, fold, subject, device, progress=False):
 
 
 def test_a_failing_fold_stops_the_run_and_the_running_folds_keep_their_checkpoints(
-        fake_root, tmp_path, cluster, monkeypatch):  # noqa: F811
-    import cloudpickle
-
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this module
-    try:
-        monkeypatch.setattr(trainer, "train_fold", failing_fold)
-        with pytest.raises(TrainError, match=r"fold 1 \(casme2/sub01\): planted failure"):
-            mer_train.train(CI, shards=[str(fake_root)], out=str(tmp_path / "run"), method="erm", steps=3,
-                            scheduler=cluster[0])
-    finally:
-        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+        fake_root, tmp_path, cluster, monkeypatch, by_value):  # noqa: F811
+    monkeypatch.setattr(trainer, "train_fold", failing_fold)
+    with pytest.raises(TrainError, match=r"fold 1 \(casme2/sub01\): planted failure"):
+        mer_train.train(CI, shards=[str(fake_root)], out=str(tmp_path / "run"), method="erm", steps=3,
+                        scheduler=cluster[0])
     saved = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("fold-*.pt"))
     # folds 0 and 1 went out first (one per worker); after the failure nothing new started
     assert saved == ["fold-000.pt"]
@@ -252,3 +258,67 @@ def test_an_existing_cluster_started_with_the_dask_cli_runs_a_loso(fake_root, tm
     with Client(dask_cluster, timeout=10) as client:  # the folds ran on that worker, which loaded the data once
         info = list(client.run(distributed.cache_info).values())
     assert [i["loads"] for i in info] == [1]
+
+
+# ----------------------------------------------------------------------------------------------
+# a worker process dying in the middle of a fold (os._exit: no exception, no cleanup), under a real
+# LocalCluster with worker processes (`mer_train.train(..., workers=2)`)
+
+VICTIM = 2  # fold 2 tests casme2/sub02
+ERM = {"method": "erm", "steps": 3}
+
+
+@pytest.fixture(scope="module")
+def clean_run(fake_root, tmp_path_factory) -> Path:  # noqa: F811
+    """The run directory of an undisturbed in-process run: what every recovery must match."""
+    out = tmp_path_factory.mktemp("clean") / "run"
+    mer_train.train(CI, shards=[str(fake_root)], out=str(out), scheduler="synchronous", **ERM)
+    return out
+
+
+def dying_fold(config, data, fold, subject, device, progress=False, *, marker: Path | None):
+    """train_fold, except that the worker process exits in the middle of fold VICTIM: once when
+    `marker` names a file to create, on every attempt when it is None. (On a worker,
+    `trainer.train_fold` is the real one: the monkeypatch lives in the test process only.)"""
+    if fold == VICTIM and (marker is None or not marker.exists()):
+        if marker is not None:
+            marker.touch()
+        os._exit(1)
+    return trainer.train_fold(config, data, fold, subject, device, progress)
+
+
+@pytest.mark.slow
+def test_a_worker_dying_once_in_a_fold_is_retried_and_the_run_matches_a_clean_one(
+        fake_root, clean_run, tmp_path, monkeypatch, by_value):  # noqa: F811
+    marker = tmp_path / "died-once"
+    monkeypatch.setattr(trainer, "train_fold", functools.partial(dying_fold, marker=marker))
+    result = mer_train.train(CI, shards=[str(fake_root)], out=str(tmp_path / "run"), workers=2, **ERM)
+    assert marker.exists(), "the worker did die"
+    assert len(result.metrics["folds"]) == SUBJECTS
+    assert (result.out / "predictions.csv").read_bytes() == (clean_run / "predictions.csv").read_bytes()
+
+
+@pytest.mark.slow
+def test_a_worker_dying_twice_in_a_fold_stops_the_run_naming_the_fold_and_a_rerun_resumes(
+        fake_root, clean_run, tmp_path, monkeypatch, by_value):  # noqa: F811
+    real = trainer.train_fold
+    monkeypatch.setattr(trainer, "train_fold", functools.partial(dying_fold, marker=None))
+    run = tmp_path / "run"
+    with pytest.raises(TrainError) as caught:
+        mer_train.train(CI, shards=[str(fake_root)], out=str(run), workers=2, **ERM)
+    message = str(caught.value)
+    assert message.startswith(f"fold {VICTIM} (casme2/sub02) of erm seed 0: the Dask worker process died on every "
+                              "attempt")
+    assert "rerun the same command to resume" in message and "--scheduler synchronous" in message
+    saved = {p.name: p.stat().st_mtime_ns for p in (run / "checkpoints").glob("fold-*.pt")}
+    assert f"fold-{VICTIM:03d}.pt" not in saved and saved, saved  # the finished folds are kept
+    assert f"The {len(saved)} fold(s) finished" in message
+    assert not (run / "metrics.json").exists()  # a LOSO missing a fold is not a result
+
+    trained = []  # the cause is gone: the rerun (here in this process) trains only what is missing
+    monkeypatch.setattr(trainer, "train_fold", lambda config, data, fold, *a: trained.append(fold)
+                        or real(config, data, fold, *a))
+    result = mer_train.train(CI, shards=[str(fake_root)], out=str(run), scheduler="synchronous", **ERM)
+    assert {name: (run / "checkpoints" / name).stat().st_mtime_ns for name in saved} == saved
+    assert sorted(trained) == sorted(set(range(SUBJECTS)) - {int(n[5:8]) for n in saved})
+    assert (result.out / "predictions.csv").read_bytes() == (clean_run / "predictions.csv").read_bytes()
