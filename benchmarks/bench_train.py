@@ -14,9 +14,17 @@ default, `vmap`) and run one task at a time (`loop`, `mer_train.trainer.VMAP_TAS
 On CUDA the trainer runs under bf16 autocast (`--device auto|cuda` in mer-train); without a GPU the
 CUDA row says "no GPU".
 
+`--parallel 1,2` instead times one full LOSO of the first method as Dask tasks
+(`mer_train.train(..., scheduler=ADDRESS)`) on a local cluster of 1, then 2 worker processes (one
+torch thread each), the cluster started before the clock; parallel efficiency = T(1) / (n * T(n)).
+`--repeat R` runs R LOSOs (seeds s, s+1, ...) on each cluster and records each worker's resident
+memory (VmRSS) and peak (VmHWM) after each: memory per worker must not grow with the folds it has
+trained. The first LOSO on a cluster includes the workers' imports and their one load of the shards.
+
 Usage: python benchmarks/bench_train.py [--config configs/lightman.yaml] [--methods erm,lightman]
        [--shards demo/shards] [--device cpu|cuda|all] [--threads 1] [--tasks vmap|loop|both] [--folds N]
-Writes benchmarks/results/bench_train.json (or --json).
+       python benchmarks/bench_train.py --parallel 1,2 [--repeat 2] [--methods lightman]
+Writes benchmarks/results/bench_train.json (or --json; bench_train_parallel.json with --parallel).
 """
 from __future__ import annotations
 
@@ -80,6 +88,60 @@ def time_loso(config, data, folds: int | None) -> dict:
             "load_before": load_before, "load_after": load_average()}
 
 
+def worker_memory() -> dict:
+    """This process's resident and peak memory in MiB (run on every worker by client.run)."""
+    from mer_train.distributed import cache_info
+
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    mib = {key: int(status[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM")}
+    return {"rss_mib": round(mib["VmRSS"], 1), "peak_mib": round(mib["VmHWM"], 1), **cache_info()}
+
+
+def time_parallel(config, worker_counts: list[int], repeat: int) -> list[dict]:
+    """One LOSO of `config` as Dask tasks on local clusters of each size, `repeat` times per cluster."""
+    from distributed import Client
+
+    import mer_train
+    from mer_train import distributed
+
+    rows = []
+    for workers in worker_counts:
+        start = time.perf_counter()
+        with distributed.local_cluster(workers) as cluster, Client(cluster) as client:
+            client.wait_for_workers(workers)
+            cluster_s = time.perf_counter() - start
+            for i in range(repeat):
+                run = config.replace(seed=config.seed + i)
+                load_before = load_average()
+                wall = time.perf_counter()
+                with tempfile.TemporaryDirectory(prefix="bench_train-") as out:
+                    metrics = mer_train.train(run.replace(out=out), scheduler=cluster.scheduler_address).metrics
+                wall = time.perf_counter() - wall
+                memory = sorted(client.run(worker_memory).values(), key=lambda m: m["pid"])
+                rows.append({"method": run.method, "workers": workers, "loso": i + 1, "seed": run.seed,
+                             "folds": len(metrics["folds"]), "loso_wall_s": wall, "cluster_start_s": cluster_s,
+                             "fold_s": sum(f["seconds"] for f in metrics["folds"]), "uf1": metrics["overall"]["uf1"],
+                             "workers_memory": memory, "load_before": load_before, "load_after": load_average()})
+                print(parallel_table(rows[-1:]).splitlines()[-1], flush=True)
+    for row in rows:
+        base = next((r for r in rows if r["workers"] == 1 and r["loso"] == row["loso"]), None)
+        row["efficiency"] = base and base["loso_wall_s"] / (row["workers"] * row["loso_wall_s"])
+    return rows
+
+
+def parallel_table(rows: list[dict]) -> str:
+    lines = ["| method | workers | LOSO # | folds | LOSO wall | sum of fold times | efficiency | UF1 "
+             "| worker RSS / peak (MiB) | shard loads | load (before-after) |", "|---" * 11 + "|"]
+    for r in rows:
+        memory = ", ".join(f"{m['rss_mib']:.0f} / {m['peak_mib']:.0f}" for m in r["workers_memory"])
+        loads = ", ".join(str(m["loads"]) for m in r["workers_memory"])
+        efficiency = "" if r.get("efficiency") is None else f"{100 * r['efficiency']:.0f}%"
+        lines.append(f"| {r['method']} | {r['workers']} | {r['loso']} | {r['folds']} | {r['loso_wall_s']:.0f} s "
+                     f"| {r['fold_s']:.0f} s | {efficiency} | {r['uf1']:.3f} | {memory} | {loads} "
+                     f"| {r['load_before']:.1f}-{r['load_after']:.1f} |")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict]) -> str:
     lines = ["| method | device | meta-batch | LOSO wall | CPU time | steps/s | ms/step | UF1 | load (before-after) |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -109,8 +171,14 @@ def main() -> None:
     parser.add_argument("--tasks", choices=("vmap", "loop", "both"), default="vmap",
                         help="bi-level methods: the meta-batch as one vmap batch, one task at a time, or both")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
-    parser.add_argument("--json", type=Path, default=RESULTS / "bench_train.json")
+    parser.add_argument("--parallel", metavar="N,M", help="time one LOSO of the first method on local Dask "
+                        "clusters of N, M, ... worker processes (parallel efficiency against 1 worker)")
+    parser.add_argument("--repeat", type=int, default=1, help="--parallel: LOSO runs per cluster (memory check)")
+    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    args.json = args.json or RESULTS / ("bench_train_parallel.json" if args.parallel else "bench_train.json")
 
     import torch
 
@@ -127,6 +195,21 @@ def main() -> None:
     print(f"{args.config.name}: {len(data.y)} micro samples, {len(data.subjects)} subjects, {len(data.macro_y)} macro; "
           f"input {config.input_size}, {config.model}, {config.steps} steps, torch {torch.__version__}, "
           f"{os.cpu_count()} CPUs, {config.threads} thread(s)", flush=True)
+
+    if args.parallel:
+        counts = [int(n) for n in args.parallel.split(",")]
+        if 1 not in counts or min(counts) < 1:
+            parser.error("--parallel: the worker counts must include 1 (the baseline), e.g. --parallel 1,2")
+        run = config.replace(method=args.methods.split(",")[0], device="cpu")
+        rows = time_parallel(run, sorted(counts), args.repeat)
+        print()
+        print(parallel_table(rows))
+        report = {"config": str(args.config), "resolved": {k: v for k, v in run.to_dict().items() if k not in ("shards", "out")},
+                  "shards": str(shards), "machine": {"cpus": os.cpu_count(), "torch": torch.__version__}, "rows": rows}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"\n-> {args.json}")
+        return
 
     rows = []
     for device in devices:
