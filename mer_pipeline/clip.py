@@ -57,14 +57,17 @@ def _stage(stage: str, func, *args, **kwargs):
         raise ClipError(stage, error) from error
 
 
-# The apex sanity guard (`check_same_face`). The face is cut into a grid of GUARD_CELLS x GUARD_CELLS
-# cells; a cell matches when its band-passed pixels, after head motion is removed, correlate at
-# least CELL_MATCH with the onset's. A frame shows the onset's face when at least MIN_MATCHING_CELLS
-# of the face's cells match: a hand over 44 % of the face, a laugh (mouth corners and jaw moved by
-# 0.2 x the eye distance) with a 12-degree head turn still score >= 0.36; blank, noise and 12 other
-# pictures (skimage's scenes, the same photo elsewhere) <= 0.12 (tests/test_apex_guard.py). The
-# former guard (plain correlation over the face before stabilisation >= 0.3) refused the laugh with
-# the head turn (0.24) and let a picture of a rocket pass (0.46).
+# The apex sanity guard (`check_same_face`). After head motion is removed, the aligned frames are
+# compared at GUARD_SIZE pixels (so that the test does not depend on --size), cut into a grid of
+# GUARD_CELLS x GUARD_CELLS cells; a cell matches when its band-passed pixels correlate at least
+# CELL_MATCH with the onset's. A frame shows the onset's face when at least MIN_MATCHING_CELLS of
+# the face's cells match. Measured on a real photo with dlib landmarks at --size 64, 128 and 256
+# (tests/test_apex_guard.py): a hand over 44 % of the face, a laugh (mouth corners and jaw moved by
+# 0.2 x the eye distance) with and without a 12-degree head turn score >= 0.35; blank, noise and
+# nine other pictures (skimage's scenes, the same photo elsewhere or smaller) <= 0.17. The former
+# guard (plain correlation over the face before stabilisation >= 0.3) refused the laugh with the
+# head turn (0.24) and let a picture of a rocket pass (0.46).
+GUARD_SIZE = 96
 GUARD_CELLS = 8
 CELL_MATCH = 0.5
 MIN_MATCHING_CELLS = 0.25
@@ -94,12 +97,22 @@ def check_same_face(onset: np.ndarray, frame: np.ndarray, face: np.ndarray, path
         raise FrameError(f"{path}: this frame does not show the onset frame's face (no contrast over the face: "
                          f"standard deviation {spread:.1f} grey levels): it is blank; restore it from the download")
     motion = al.estimate_head_motion(onset, frame, face)
-    matching = matching_cells(onset, al.remove_head_motion(frame, motion), face)
+    matching = matching_cells(*_at_guard_size(onset, al.remove_head_motion(frame, motion), face))
     if matching < MIN_MATCHING_CELLS:
         raise FrameError(f"{path}: this frame does not show the onset frame's face (after head motion is removed, "
                          f"{matching:.0%} of the face matches the onset, below {MIN_MATCHING_CELLS:.0%}): it is "
                          "blank, noise or another picture; restore it from the download")
     return motion
+
+
+def _at_guard_size(onset: np.ndarray, frame: np.ndarray, face: np.ndarray):
+    size = onset.shape[0]
+    if size == GUARD_SIZE:
+        return onset, frame, face
+    interpolation = cv2.INTER_AREA if size > GUARD_SIZE else cv2.INTER_LINEAR
+    shape = (GUARD_SIZE, GUARD_SIZE)
+    return (cv2.resize(onset, shape, interpolation=interpolation), cv2.resize(frame, shape, interpolation=interpolation),
+            cv2.resize(face, shape, interpolation=cv2.INTER_NEAREST))
 
 
 def matching_cells(onset: np.ndarray, frame: np.ndarray, face: np.ndarray) -> float:

@@ -124,6 +124,20 @@ def test_expressive_frames_of_the_same_face_pass(scene, name):
     assert matching_cells(aligned, al.remove_head_motion(frame, motion), region) >= 0.3
 
 
+@pytest.mark.parametrize("size", [64, 256])
+def test_the_guard_does_not_depend_on_the_crop_size(scene, size):
+    """The hardest pair of each side, at another --size: the same face passes, the same photo
+    elsewhere in the frame is refused."""
+    onset, lm, _, _ = scene
+    face = detect_face(onset)
+    matrix = al.alignment_transform(face.anchors, size)
+    region = al.face_mask(al.transform_points(face.landmarks, matrix), size)
+    aligned = al.warp(onset, matrix, size)
+    check_same_face(aligned, al.warp(expressive("hand-laugh-head-turn", onset, lm), matrix, size), region, "x.png")
+    with pytest.raises(FrameError, match="does not show the onset frame's face"):
+        check_same_face(aligned, al.warp(foreign("same-photo-elsewhere", onset), matrix, size), region, "y.png")
+
+
 def foreign(name, onset):
     rng = np.random.default_rng(7)
     pictures = {
