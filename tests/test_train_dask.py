@@ -322,3 +322,12 @@ def test_a_worker_dying_twice_in_a_fold_stops_the_run_naming_the_fold_and_a_reru
     assert {name: (run / "checkpoints" / name).stat().st_mtime_ns for name in saved} == saved
     assert sorted(trained) == sorted(set(range(SUBJECTS)) - {int(n[5:8]) for n in saved})
     assert (result.out / "predictions.csv").read_bytes() == (clean_run / "predictions.csv").read_bytes()
+
+
+def test_gpu_check_script_parses_and_refuses_unknown_options():
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    usage = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True)
+    assert usage.returncode == 0 and "--cpu-dry-run" in usage.stdout and "< 5 minutes" in usage.stdout
+    wrong = subprocess.run(["bash", str(script), "--gpus", "2"], capture_output=True, text=True)
+    assert wrong.returncode == 2 and "unknown option --gpus" in wrong.stderr
