@@ -34,7 +34,7 @@ def _signals(events, frames=600, seed=0):
 
 
 def _video(frames=600):
-    return LongVideo("videos", "v", "v", FPS, None, None, frames)
+    return LongVideo("videos", "v", "v", FPS, None, {n: None for n in range(frames)})
 
 
 def test_a_brief_movement_is_a_micro_interval_around_its_peak():
@@ -195,3 +195,21 @@ def test_samm_long_videos_layout_and_sheet(tmp_path):
     assert videos["006_1"].fps == 200.0 and videos["006_1"].subject == "006" and videos["006_1"].numbers == [1, 2, 3, 4, 5]
     assert sorted((t.onset, t.apex, t.offset, t.kind) for t in videos["006_1"].truth) == [(1, 3, 5, "macro"), (2, 3, 4, "micro")]
     assert [(t.onset, t.apex, t.offset) for t in videos["007_3"].truth] == [(2, None, 3)]
+
+
+def test_videos_source_reads_video_files_from_frame_0_with_their_truth(tmp_path):
+    import cv2
+
+    raw = tmp_path / "raw"
+    (raw / "videos").mkdir(parents=True)
+    writer = cv2.VideoWriter(str(raw / "videos" / "take1.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (64, 48))
+    for n in range(20):
+        writer.write(np.full((48, 64, 3), 10 * n, np.uint8))
+    writer.release()
+    (raw / "spot_truth.csv").write_text("video,onset,apex,offset,kind\ntake1,3,5,8,micro\nother,1,2,3,macro\n")
+    (video,) = find_long_videos("videos", raw)
+    assert (video.name, video.fps, video.numbers[0], len(video.numbers)) == ("take1", 25.0, 0, 20)
+    assert [(t.onset, t.apex, t.offset, t.kind) for t in video.truth] == [(3, 5, 8, "micro")]
+    greys = [grey for _, grey in video.iter_grey()]
+    assert len(greys) == 20 and greys[0].shape == (48, 64)
+    assert abs(float(greys[10].mean()) - 100) < 8  # decoded in order: frame 10 is the one written 10th

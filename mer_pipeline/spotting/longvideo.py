@@ -23,101 +23,65 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import AnnotationError, DatasetLayoutError, FrameError
-from ..frames import IMAGE_EXTENSIONS, list_frames, read_grey
+from ..frames import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoFrame, list_frames, probe_video, read_grey
 from .metric import KINDS, Interval
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm")
 TRUTH_CSV = "spot_truth.csv"
 
 
 @dataclass
 class LongVideo:
-    """One long recording: its frames (a folder's files by number, or a video file) and truth."""
+    """One long recording: its frames by number (image paths, or `frames.VideoFrame`s of a video
+    file) and its ground-truth intervals."""
 
     dataset: str
     name: str  # as intervals.csv names it: `s15/15_0101disgustingteeth`, `006_1`, `rec01`
     subject: str
     fps: float
     path: Path  # the frame folder or the video file
-    frames: dict[int, Path] | None = None  # None for a video file
-    frame_count: int = 0
+    frames: dict[int, Path | VideoFrame] = field(default_factory=dict)
     truth: list[Interval] = field(default_factory=list)
 
     @property
     def numbers(self) -> list[int]:
-        if self.frames is not None:
-            return list(self.frames)
-        return list(range(self.frame_count))
+        return list(self.frames)
 
     @property
     def seconds(self) -> float:
-        return len(self.numbers) / self.fps if self.fps else 0.0
+        return len(self.frames) / self.fps if self.fps else 0.0
 
     def iter_grey(self) -> Iterator[tuple[int, np.ndarray | None]]:
-        """(frame number, grey frame) in order; None for a frame that cannot be read (logged)."""
-        if self.frames is not None:
-            for number, path in self.frames.items():
-                try:
-                    yield number, read_grey(path)
-                except FrameError as error:
-                    log.warning("%s", error)
-                    yield number, None
-            return
-        import cv2
-
-        capture = _open_video(self.path)
-        try:
-            for number in range(self.frame_count):
-                ok, frame = capture.read()
-                if not ok:
-                    log.warning("%s: decoding stopped at frame %d of %d", self.path, number, self.frame_count)
+        """(frame number, grey frame) in order; None for an image that cannot be read (logged). A
+        video file that breaks off ends the iteration there (logged)."""
+        for number, path in self.frames.items():
+            try:
+                yield number, read_grey(path)
+            except FrameError as error:
+                log.warning("%s", error)
+                if isinstance(path, VideoFrame):
                     return
-                yield number, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        finally:
-            capture.release()
+                yield number, None
 
     def read_many(self, numbers: set[int]) -> dict[int, np.ndarray]:
-        """The grey frames `numbers` (one pass over a video file)."""
-        if self.frames is not None:
-            return {n: read_grey(self.frames[n]) for n in sorted(numbers) if n in self.frames}
-        wanted, out = set(numbers), {}
-        for number, grey in self.iter_grey():
-            if number in wanted and grey is not None:
-                out[number] = grey
-            if number >= max(wanted, default=-1):
-                break
+        """The grey frames `numbers` that can be read (in order: one forward pass over a video file)."""
+        out = {}
+        for number in sorted(numbers):
+            try:
+                out[number] = read_grey(self.frames[number])
+            except (FrameError, KeyError) as error:
+                log.warning("%s: frame %s: %s", self.path, number, error)
         return out
-
-
-def _open_video(path: Path):
-    import cv2
-
-    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    if not capture.isOpened():
-        capture.release()
-        raise FrameError(f"{path}: cannot decode the video (corrupt, truncated, or a codec OpenCV's FFmpeg "
-                         "lacks); re-encode it (ffmpeg -i IN -c:v libx264 OUT.mp4) or export its frames to a folder")
-    return capture
 
 
 def video_file(dataset: str, path: Path, subject: str | None = None) -> LongVideo:
     """A `LongVideo` of a video file: fps and frame count as the container gives them."""
-    import cv2
-
-    capture = _open_video(path)
-    try:
-        fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        if count <= 0:
-            while capture.grab():
-                count += 1
-    finally:
-        capture.release()
-    if not (np.isfinite(fps) and fps > 0):
+    info = probe_video(path)
+    if not info.fps:
         raise FrameError(f"{path}: the video gives no frame rate; export its frames to a folder and pass --fps")
-    return LongVideo(dataset, path.stem, subject or path.stem, fps, path, None, count)
+    frames = {n: VideoFrame(Path(path), n) for n in range(info.frame_count)}
+    return LongVideo(dataset, Path(path).stem, subject or Path(path).stem, info.fps, Path(path), frames)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,7 +102,7 @@ def find_videos(raw: Path, annotations: Path | None = None, fps: float | None = 
                 frames = list_frames(child)
                 if fps is None:
                     raise DatasetLayoutError(f"{child}: a frame folder has no frame rate; pass --fps")
-                videos.append(LongVideo("videos", child.name, child.name, float(fps), child, frames, len(frames)))
+                videos.append(LongVideo("videos", child.name, child.name, float(fps), child, frames))
     names = [v.name for v in videos]
     doubles = sorted({n for n in names if names.count(n) > 1})
     if doubles:
@@ -203,7 +167,7 @@ def find_cas2(raw: Path, annotations: Path | None = None, fps: float | None = No
         if frames:
             name = f"{folder.parent.name}/{folder.name}"
             subject = "s" + str(int(folder.name.split("_")[0]))
-            videos[folder] = LongVideo("cas2", name, subject, float(fps or cas2.FPS), folder, frames, len(frames))
+            videos[folder] = LongVideo("cas2", name, subject, float(fps or cas2.FPS), folder, frames)
     try:
         sheet = Path(annotations) if annotations else find_annotation(Path(raw), cas2.SHEETS, "CAS(ME)^2code_final.xlsx")
     except AnnotationError:
@@ -245,8 +209,8 @@ def find_samm_lv(raw: Path, annotations: Path | None = None, fps: float | None =
     for folder in sorted(c for c in root.iterdir() if c.is_dir() and pattern.fullmatch(c.name)):
         frames = list_frames(folder)
         if frames:
-            videos[folder.name] = LongVideo("samm-lv", folder.name, folder.name.split("_")[0], float(fps or SAMM_LV_FPS),
-                                            folder, frames, len(frames))
+            videos[folder.name] = LongVideo("samm-lv", folder.name, folder.name.split("_")[0],
+                                            float(fps or SAMM_LV_FPS), folder, frames)
     try:
         sheet = Path(annotations) if annotations else find_annotation(raw, SAMM_LV_SHEETS, "SAMM_LongVideos_V3_Release.xlsx")
     except AnnotationError:
