@@ -1,6 +1,7 @@
 """The `hard` preset: CASME II's class proportions over uneven subjects, per-subject traits, cues that
-go with the label inside a subject and not across subjects, clean macro-expressions, same seed same
-bytes, and faces that dlib still finds.
+go with the label (or the recording session) inside a subject and not across subjects, clean posed
+macro-expressions against partial spontaneous micro-expressions (the gap, and its template oracle),
+factor switches, same seed same bytes, and faces that dlib still finds.
 
 Population statistics are checked on the pure drawing functions (hundreds of subjects, no pixels);
 what reaches the pixels and the truth file on one small rendered tree.
@@ -12,15 +13,32 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
+import openpyxl
 import pytest
 
-from mer_pipeline.synth import PRESETS, TRUTH_FILE, generate, motion, truth_field
+from mer_pipeline.synth import PRESETS, TRUTH_FILE, aus, generate, motion, truth_field
 from mer_pipeline.synth import population as pop
+from mer_pipeline.synth.errors import SynthError
 from mer_pipeline.synth.faces import detect_faces
+from mer_pipeline.synth.generate import synth_truth
 from mer_pipeline.synth.layouts import LAYOUTS
-from mer_pipeline.synth.presets import CASME2_COUNTS
+from mer_pipeline.synth.presets import CASME2_COUNTS, FACTORS, SIGNAL_FIELDS, factor_state, with_factors
+
+
+
+def template_oracle():
+    """benchmarks/template_oracle.py (benchmarks/ is not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "template_oracle.py"
+    spec = importlib.util.spec_from_file_location("template_oracle", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 HARD = PRESETS["hard"]
 SMALL = dict(subjects=4, clips_per_subject=4, seed=10)  # 16 clips; cue kinds head, none, both, light
@@ -270,7 +288,7 @@ def test_default_sizes_are_casme2s_and_a_larger_ckplus():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dataset", ["samm", "casme3"])
+@pytest.mark.parametrize("dataset", ["samm", "casme3", "casme2", "mmew"])
 def test_other_micro_layouts_parse_back_with_habits_in_their_sheets(tmp_path, dataset):
     from mer_pipeline.datasets import get_adapter
 
@@ -286,3 +304,200 @@ def test_other_micro_layouts_parse_back_with_habits_in_their_sheets(tmp_path, da
         assert sample.emotion == sheet["emotion"] and sample.action_units == sheet["action_units"]
         checked += bool(clip["habit"])
     assert checked, "some clip carries its subject's habitual AU in the sheet"
+
+
+# ---------------------------------------------------------------------------------------------
+# the micro/macro gap
+
+def test_spontaneous_micro_aus_are_partial_one_sided_and_respect_dropout():
+    gap = HARD.gap
+    pool = dict(aus.MICRO_SPONTANEOUS["disgust"])
+    rng = np.random.default_rng(0)
+    draws = [aus.spontaneous_aus(rng, "disgust") for _ in range(4000)]
+    numbers = Counter(aus.parse_au(t)[0] for d in draws for t in d)
+    for au, p in pool.items():  # each AU of the pool about as often as its probability (+ the fallback)
+        assert p - 0.04 < numbers[int(au)] / len(draws) < p + 0.1, au
+    assert set(numbers) == {int(a) for a in pool} and {len(d) for d in draws} >= {1, 2, 3}  # partial subsets
+    # a label the face does not show: a single `others` AU; 3 of its 5 options (1, R2, L2) are not disgust's
+    strays = [aus.spontaneous_aus(rng, "disgust", off_prototype=gap.off_prototype) for _ in range(4000)]
+    foreign = sum(d in {("1",), ("R2",), ("L2",)} for d in strays) / len(strays)
+    assert abs(foreign - gap.off_prototype * 3 / 5) < 0.03, foreign
+    tokens = [t for _ in range(2000) for t in aus.spontaneous_aus(rng, "happiness", unilateral=gap.unilateral)]
+    assert abs(sum(t[0] in "LR" for t in tokens) / len(tokens) - gap.unilateral) < 0.04
+    never = {4, 9}  # a subject who never shows the brow lowerer or the nose wrinkler
+    shown = [aus.spontaneous_aus(rng, "disgust", never) for _ in range(500)]
+    assert all(not {aus.parse_au(t)[0] for t in d} & never for d in shown)
+    assert aus.spontaneous_aus(rng, "disgust", {4, 7, 9, 10}) == ("4",)  # shows nothing: the likeliest AU
+    assert aus.spontaneous_aus(rng, "repression") in {tuple(o) for o in aus.EMOTION_AUS["repression"]}
+
+
+def test_macro_is_posed_full_and_symmetric():
+    truth = synth_truth("ckplus", preset="hard", subjects=2, clips_per_subject=4, seed=2)
+    for clip in truth["clips"]:
+        assert clip["expression"] == "posed"
+        assert tuple(clip["au_tokens"]) in {tuple(o) for o in aus.MACRO_AUS[clip["prototype"]]}
+        for au in {b["au"] for b in clip["field"]["bumps"]}:  # both sides of an AU move alike
+            sides = {s: sum(np.hypot(b["u"], b["v"]) for b in clip["field"]["bumps"] if b["au"] == au and b["side"] == s)
+                     for s in "RL"}
+            if sides["R"] and sides["L"]:
+                assert sides["R"] == pytest.approx(sides["L"], rel=1e-3), (clip["sample_id"], au)
+        assert 5.0 - 1e-3 <= clip["amplitude"] <= 15.0 + 1e-3
+    assert truth["factors"]["gap"] and "dropped_aus" not in next(iter(truth["subjects"].values()))
+
+
+def test_micro_clips_show_their_spontaneous_aus_in_the_sheet(tree):
+    truth = load_truth(tree)
+    wb = openpyxl.load_workbook(tree / "CASME2-coding-20190701.xlsx")
+    sheet = {(f"sub{str(r[0]).zfill(2)}", r[1]): r[7] for r in wb["Sheet1"].iter_rows(min_row=2, values_only=True)}
+    one_sided = 0
+    for clip in truth["clips"]:
+        assert clip["expression"] == "spontaneous"
+        subject = truth["subjects"][f"casme2/{clip['subject']}"]
+        habit = clip["habit"]
+        planted = {aus.parse_au(t)[0] for t in clip["au_tokens"] if t != habit}
+        pool = {aus.parse_au(a)[0] for a, _ in aus.MICRO_SPONTANEOUS.get(clip["prototype"], ())}
+        allowed = pool | {aus.parse_au(t)[0] for o in aus.EMOTION_AUS[clip["prototype"]] + aus.EMOTION_AUS["others"]
+                          for t in o}
+        assert planted <= allowed, clip["sample_id"]
+        if pool and planted <= pool and len(planted) > 1:  # the subject's dropped AUs never show ...
+            assert not planted & set(subject["dropped_aus"]), clip["sample_id"]
+        one_sided += any(t[0] in "LR" for t in clip["au_tokens"] if t != habit)
+        assert str(sheet[(clip["subject"], clip["clip"])]) == clip["action_units"]  # ... and the coder codes them
+    assert one_sided, "some micro clip moves one side only"
+
+
+@pytest.mark.slow
+def test_template_oracle_is_far_from_perfect_with_the_gap_and_perfect_without():
+    """The nearest macro template names a clean micro field's class (benchmarks/template_oracle.py):
+    with the gap well below 100 % and above chance, without it (the same AU table) always."""
+    oracle = template_oracle()
+    scores = {}
+    for gap in (True, False):
+        micro = synth_truth("casme2", preset="hard", subjects=8, clips_per_subject=8, seed=21, gap=gap)
+        macro = synth_truth("ckplus", preset="hard", subjects=6, clips_per_subject=7, seed=21, gap=gap)
+        scores[gap] = {c: oracle.oracle_score(micro, macro, compete=c) for c in oracle.COMPETE}
+    for compete, score in scores[True].items():
+        assert score["chance"] + 0.1 < score["accuracy"] < 0.85, (compete, score["accuracy"])
+        assert set(score["no_counterpart"]) == {"others", "repression"}
+    for compete, score in scores[False].items():
+        assert score["accuracy"] >= 0.95, (compete, score["accuracy"])
+    counterparts = scores[True]["counterparts"]
+    assert set(counterparts["classes"]) <= {"happiness", "surprise", "disgust", "sadness", "fear"}
+    assert counterparts["chance"] == 1 / len(counterparts["classes"]) and scores[True]["all"]["chance"] == 1 / 7
+
+
+def test_aligned_field_is_the_planted_field_seen_in_the_crop():
+    from mer_pipeline.align import alignment_transform
+    from mer_pipeline.face import dlib68_anchors
+
+    oracle = template_oracle()
+    truth = synth_truth("casme2", preset="hard", subjects=1, clips_per_subject=2, seed=4)
+    clip = truth["clips"][0]
+    landmarks = truth["subjects"][f"casme2/{clip['subject']}"]["landmarks"]
+    size = 96
+    field = oracle.aligned_field(clip, landmarks, size)
+    # the same field by warping the raw one: crop point y sees raw point M^-1 y, and vectors scale by M
+    m = alignment_transform(dlib68_anchors(np.asarray(landmarks)).astype(np.float64), size)
+    raw = truth_field(clip).astype(np.float32)
+    inverse = cv2.invertAffineTransform(m)
+    warped = np.stack([cv2.warpAffine(raw[k], m, (size, size), flags=cv2.INTER_LINEAR) for k in (0, 1)])
+    expected = np.einsum("ij,jhw->ihw", m[:, :2], warped)
+    assert np.allclose(inverse[:, :2] @ m[:, :2], np.eye(2))
+    assert oracle.cosine(field, expected) > 0.995
+    assert np.abs(field).max() == pytest.approx(np.abs(expected).max(), rel=0.05)
+
+
+# ---------------------------------------------------------------------------------------------
+# factor switches
+
+def test_factor_switches_take_hard_or_default_values():
+    default = PRESETS["default"]
+    off = with_factors(HARD, noise_floor=False, imbalance=False, traits=False, confounders=False, gap=False)
+    assert off.factors == ()
+    assert all(getattr(off, f) == getattr(default, f) for f in SIGNAL_FIELDS)
+    assert (off.population, off.traits, off.confounders, off.gap, off.identity_strength) == (None, None, None, None, 1.0)
+    assert with_factors(HARD) is HARD and with_factors(default) is default  # no switch: the preset itself
+    on = with_factors(default, confounders=True, gap=True)
+    assert on.factors == ("confounders", "gap") and on.confounders == HARD.confounders and on.gap == HARD.gap
+    assert on.micro_amplitude == default.micro_amplitude and on.population is None
+    by_session = with_factors(HARD, confounders_by="session")
+    assert by_session.confounders.by == "session" and by_session.factors == FACTORS
+    assert factor_state(by_session) == {**{f: True for f in FACTORS}, "confounders_by": "session"}
+    with pytest.raises(SynthError, match="--confounders"):
+        with_factors(default, confounders_by="session")
+    with pytest.raises(SynthError, match="emotion, session"):
+        with_factors(HARD, confounders_by="day")
+
+
+def test_switching_a_factor_off_keeps_the_rest_of_the_tree():
+    """Attribution needs paired trees: without confounders the same clips, labels, timing and AUs."""
+    args = dict(preset="hard", subjects=3, clips_per_subject=4, seed=6)
+    full, bare = synth_truth("casme2", **args), synth_truth("casme2", confounders=False, **args)
+    assert bare["factors"] == {**{f: f != "confounders" for f in FACTORS}, "confounders_by": None}
+    assert "confounders" not in bare["preset"] and all("confounders" not in s for s in bare["subjects"].values())
+    same = ("sample_id", "emotion", "onset", "apex", "offset", "au_tokens", "amplitude", "noise_sigma")
+    assert [{k: c[k] for k in same} for c in full["clips"]] == [{k: c[k] for k in same} for c in bare["clips"]]
+    assert all(c["confounder"] is None and "pulses" not in c["head"] for c in bare["clips"])
+    # micro-only factors leave a macro tree as it is
+    ck = dict(preset="hard", subjects=1, clips_per_subject=2, seed=6)
+    assert synth_truth("ckplus", confounders=False, traits=False, **ck) == synth_truth("ckplus", **ck)
+    with pytest.raises(SynthError, match="unknown factor"):
+        synth_truth("casme2", lighting=False, **args)
+
+
+def test_session_cues_go_with_the_session_not_the_emotion():
+    """Within a subject a session cue predicts the session; clusters of cues are not label-pure."""
+    conf = replace(HARD.confounders, by="session", fraction=1.0)
+    labels = LAYOUTS["casme2"].classes
+    rng = np.random.default_rng(1)
+    by_emotion = by_session = n = 0
+    for s in range(60):
+        ids = [f"c{k:02d}" for k in range(12)]
+        emotion = {i: labels[int(rng.integers(len(labels)))] for i in ids}
+        session = pop.deal_sessions(np.random.default_rng(100 + s), ids, conf)
+        assert 1 <= len(set(session.values())) <= conf.sessions[1]
+        cues = pop.draw_confounders(np.random.default_rng(s), conf, pop.session_names(conf))
+        x = {i: cue_vector(pop.clip_cue(rng, cues, session[i], conf.jitter)) for i in ids}
+        for i in ids:  # leave-one-out nearest centroid inside the subject
+            rest = [j for j in ids if j != i]
+            for key, hits in ((emotion, "emotion"), (session, "session")):
+                groups = {v: np.mean([x[j] for j in rest if key[j] == v], axis=0) for v in {key[j] for j in rest}}
+                right = min(groups, key=lambda v: np.linalg.norm(groups[v] - x[i])) == key[i]
+                if hits == "emotion":
+                    by_emotion += right
+                else:
+                    by_session += right
+            n += 1
+    assert by_session / n > 0.85, by_session / n
+    assert by_emotion / n < 0.45, by_emotion / n  # emotions spread over sessions: near chance
+
+
+def test_session_confounders_are_recorded_per_clip():
+    truth = synth_truth("casme2", preset="hard", subjects=3, clips_per_subject=5, seed=8, confounders_by="session")
+    assert truth["factors"]["confounders_by"] == "session" and truth["preset"]["confounders"]["by"] == "session"
+    seen = 0
+    for clip in truth["clips"]:
+        cues = truth["subjects"][f"casme2/{clip['subject']}"]["confounders"]
+        assert clip["session"].startswith("session")
+        if cues["kind"] == "none" or not clip["on_disk"]:
+            continue
+        own = cues["cues"][clip["session"]]
+        assert set(clip["confounder"]) == set(own)
+        seen += 1
+    assert seen
+
+
+def test_cli_switches_reach_the_truth(tmp_path):
+    from click.testing import CliRunner
+
+    from mer_pipeline.synth.cli import synth
+
+    out = tmp_path / "t"
+    result = CliRunner().invoke(synth, ["casme2", str(out), "--preset", "hard", "--subjects", "1",
+                                        "--clips-per-subject", "1", "--no-confounders", "--no-gap", "-q"])
+    assert result.exit_code == 0, result.output
+    factors = load_truth(out)["factors"]
+    assert factors == {"noise_floor": True, "imbalance": True, "traits": True, "confounders": False, "gap": False,
+                       "confounders_by": None}
+    bad = CliRunner().invoke(synth, ["casme2", str(tmp_path / "u"), "--confounders-by", "session"])
+    assert bad.exit_code != 0 and "--confounders" in bad.output

@@ -136,11 +136,11 @@ def _plan_tree(layout: Layout, subjects, clips_per_subject, seed: int, quirks: b
     plan = layout.plan(plan_rng, names, labels, difficulty)
     manners = _manners(difficulty, layout, seed, names)
     _apply_gap(plan, layout, difficulty, manners, seed)
-    _add_habits(plan, manners)
+    _add_habits(plan, layout, manners)
     if quirks:
         layout.plant_quirks(_rng(seed, dataset, "quirks"), plan, difficulty)
         _apply_gap(plan, layout, difficulty, manners, seed)  # clips that quirks added (a folder without sheet row, ...)
-        _add_habits(plan, manners)
+        _add_habits(plan, layout, manners)
     _deal_sessions(plan, layout, difficulty, seed)
 
     photos = facelib.load_photos(faces)
@@ -249,9 +249,10 @@ def _manners(preset: Preset, layout: Layout, seed: int, names: list[str]) -> dic
     return manners
 
 
-def _recode(clip: Clip, tokens: tuple[str, ...]) -> None:
+def _recode(layout: Layout, clip: Clip, tokens: tuple[str, ...]) -> None:
     """Set a clip's planted AUs and the sheet's AU cell with them (a coder codes what moves), in the
-    cell's own notation: '4+R12' (au_label) or MMEW's side-after-number '4+12R'."""
+    cell's notation: the layout's (`Layout.au_cell`), or MMEW's side-after-number '4+12R' when the
+    cell was written so."""
     old = aus.au_label(clip.aus)
     clip.aus = tuple(tokens)
     cell = clip.annotated.get("action_units") if clip.annotated else None
@@ -260,7 +261,7 @@ def _recode(clip: Clip, tokens: tuple[str, ...]) -> None:
     if cell != old and cell == _side_after(old):
         clip.annotated["action_units"] = _side_after(aus.au_label(tokens))
     else:
-        clip.annotated["action_units"] = aus.au_label(tokens)
+        clip.annotated["action_units"] = layout.au_cell(tokens)
 
 
 def _side_after(label: str) -> str:
@@ -286,10 +287,10 @@ def _apply_gap(plan, layout: Layout, preset: Preset, manners: dict, seed: int) -
             tokens = aus.spontaneous_aus(rng, clip.prototype, dropped, preset.gap.unilateral,
                                           preset.gap.off_prototype)
             clip.expression = "spontaneous"
-        _recode(clip, tokens)
+        _recode(layout, clip, tokens)
 
 
-def _add_habits(plan, manners: dict) -> None:
+def _add_habits(plan, layout: Layout, manners: dict) -> None:
     """Give every clip its subject's habitual AU (in `aus`, hence in the sheet: a coder codes what
     moves); idempotent, so that clips added by quirks get it too."""
     for clip in plan.clips():
@@ -299,7 +300,7 @@ def _add_habits(plan, manners: dict) -> None:
         tokens = pop.add_habit(clip.aus, traits["habitual_au"])
         if tokens == tuple(clip.aus):
             continue  # the habit's AU is part of this emotion already
-        _recode(clip, tokens)
+        _recode(layout, clip, tokens)
         clip.habit = traits["habitual_au"]
 
 

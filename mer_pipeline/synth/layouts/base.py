@@ -108,6 +108,12 @@ class Layout:
     def sample_id(self, clip: Clip) -> str:
         return f"{self.name}/{clip.subject}/{clip.clip}"
 
+    def au_cell(self, tokens) -> str:
+        """The sheet's Action Units cell for these FACS tokens ('4+R12'); a layout whose sheet writes
+        them otherwise overrides it (the generator rewrites cells with it when the hard preset changes
+        a clip's AUs)."""
+        return aus.au_label(tokens)
+
     def encode_params(self, quality: int) -> tuple[str, list[int]]:
         import cv2
 
