@@ -262,9 +262,13 @@ def export_command(out, dest, fmt, classes, strain, overwrite):
               help="Smallest peak contrast, in robust z units [default: 6].")
 @click.option("--shard-size", type=click.IntRange(1, 100000), default=64, show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N videos (by name).")
+@click.option("--workers", type=click.IntRange(1, 512), default=None,
+              help="Worker processes of the local Dask cluster, one video per task [default: all cores].")
+@click.option("--scheduler", default=None,
+              help="Address of an existing dask.distributed scheduler, or 'synchronous' to run in this process.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def spot_command(dataset, raw, out, annotations, backend, size, flow_method, fps, p, min_score, shard_size, limit,
-                 quiet):
+                 workers, scheduler, quiet):
     """Spot micro- and macro-expression intervals in long videos (docs/spotting.md).
 
     Writes OUT/intervals.csv (video, onset, apex, offset, kind, score, sample_id), OUT/videos.csv,
@@ -282,8 +286,10 @@ def spot_command(dataset, raw, out, annotations, backend, size, flow_method, fps
 
     config = SpotConfig(backend=backend, size=size, flow=flow_method)
     changes = {k: v for k, v in (("p", p), ("min_score", min_score)) if v is not None}
+    if scheduler != "synchronous":
+        _quiet_dask()
     summary = spot(dataset, raw, out, config=replace(config, **changes), annotations=annotations, fps=fps,
-                   shard_size=shard_size, limit=limit, progress=not quiet)
+                   shard_size=shard_size, limit=limit, workers=workers, scheduler=scheduler, progress=not quiet)
     click.echo(str(summary))
     if summary.failed:
         click.echo(f"{summary.failed} failed: see {Path(out) / 'failures.jsonl'}")

@@ -138,8 +138,9 @@ def _rows(path):
 
 @pytest.mark.slow
 def test_end_to_end_synth_spot_shards_eval(cas2_long, tmp_path):
-    """Real dlib, real DIS scan and TV-L1 shards; the planted expressions are found, the
-    distractor-only video stays almost quiet, and every interval becomes a shard sample."""
+    """Real dlib, real DIS scan and TV-L1 shards, on a local Dask cluster and in-process; the planted
+    expressions are found, the distractor-only video stays almost quiet, and every interval becomes
+    a shard sample."""
     from mer_pipeline.shards import open_shards
 
     raw, summary = cas2_long
@@ -158,6 +159,14 @@ def test_end_to_end_synth_spot_shards_eval(cas2_long, tmp_path):
         row = by_id[sample_id]
         assert (shards.meta["onset_frame"][i], shards.meta["apex_frame"][i], shards.meta["kind"][i]) == (
             int(row["onset"]), int(row["apex"]), row["kind"])
+
+    # the two videos ran as Dask tasks (one per video); in this process the bytes are the same
+    here = tmp_path / "spot-here"
+    result = runner.invoke(cli, ["spot", "cas2", str(raw), str(here), "-q", "--scheduler", "synchronous"])
+    assert result.exit_code == 0, result.output
+    assert (here / "intervals.csv").read_text() == (out / "intervals.csv").read_text()
+    assert [s["sha256"] for s in json.loads((here / "manifest.json").read_text())["shards"]] == [
+        s["sha256"] for s in json.loads((out / "manifest.json").read_text())["shards"]]
 
     result = runner.invoke(cli, ["spot-eval", str(out)])
     assert result.exit_code == 0, result.output
@@ -213,3 +222,28 @@ def test_videos_source_reads_video_files_from_frame_0_with_their_truth(tmp_path)
     greys = [grey for _, grey in video.iter_grey()]
     assert len(greys) == 20 and greys[0].shape == (48, 64)
     assert abs(float(greys[10].mean()) - 100) < 8  # decoded in order: frame 10 is the one written 10th
+
+
+def test_spot_refuses_to_replace_a_clip_shard_set(tmp_path):
+    from mer_pipeline.errors import MerError
+    from mer_pipeline.shards import write_manifest
+    from mer_pipeline.spotting import spot
+
+    out = tmp_path / "casme2-shards"
+    write_manifest(out.mkdir() or out, dataset="casme2", config={"dataset": "casme2", "prep": {}}, shards=[],
+                   failed=0, class_counts={}, pipeline_version="0")
+    with pytest.raises(MerError, match="made by `mer-prep casme2`"):
+        spot("videos", tmp_path, out)
+
+
+def test_a_broken_video_is_a_failure_line_not_a_crash(tmp_path):
+    from mer_pipeline.spotting import spot
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "empty.mp4").write_bytes(b"")
+    summary = spot("videos", raw, tmp_path / "out", scheduler="synchronous")
+    assert summary.failed == 1 and summary.intervals == 0
+    (line,) = [json.loads(x) for x in (tmp_path / "out" / "failures.jsonl").read_text().splitlines()]
+    assert line["sample_id"] == "videos/empty" and line["stage"] == "read" and "empty (0 bytes)" in line["message"]
+    assert _rows(tmp_path / "out" / "videos.csv")[0]["status"] == "failed"

@@ -43,6 +43,7 @@ class LongVideo:
     path: Path  # the frame folder or the video file
     frames: dict[int, Path | VideoFrame] = field(default_factory=dict)
     truth: list[Interval] = field(default_factory=list)
+    error: str | None = None  # why the video cannot be read (it becomes a failures.jsonl line)
 
     @property
     def numbers(self) -> list[int]:
@@ -96,7 +97,10 @@ def find_videos(raw: Path, annotations: Path | None = None, fps: float | None = 
     for folder in folders:
         for child in sorted(folder.iterdir()):
             if child.is_file() and child.suffix.lower() in VIDEO_EXTENSIONS:
-                videos.append(video_file("videos", child))
+                try:
+                    videos.append(video_file("videos", child))
+                except FrameError as error:  # one broken file is that video's failure, not the run's
+                    videos.append(LongVideo("videos", child.stem, child.stem, 0.0, child, error=str(error)))
             elif child.is_dir() and child.name != "videos" and any(
                     p.suffix.lower() in IMAGE_EXTENSIONS for p in child.iterdir()):
                 frames = list_frames(child)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -40,7 +41,7 @@ import numpy as np
 
 from .. import __version__
 from .. import align as al
-from ..errors import MerError, NoFaceFound
+from ..errors import FrameError, MerError, NoFaceFound
 from ..face import detect_face, get_backend
 from ..flow import TVL1Params, check_flow_available, compute_flow, optical_strain
 from ..sample import Failure
@@ -354,58 +355,116 @@ class SpotSummary:
 
 
 def spot(dataset: str, raw: Path, out: Path, *, config: SpotConfig = SpotConfig(), annotations: Path | None = None,
-         fps: float | None = None, shard_size: int = 64, limit: int | None = None, progress: bool = False) -> SpotSummary:
+         fps: float | None = None, shard_size: int = 64, limit: int | None = None, workers: int | None = None,
+         scheduler: str | None = None, progress: bool = False) -> SpotSummary:
     """Spot intervals in every long video of `raw` (dataset `videos`, `cas2` or `samm-lv`) and write
     OUT/intervals.csv, OUT/videos.csv, OUT/ground_truth.csv (when the dataset has truth), and a shard
-    set of the spotted intervals (OUT/manifest.json, OUT/shards/, OUT/failures.jsonl)."""
-    from tqdm import tqdm
+    set of the spotted intervals (OUT/manifest.json, OUT/shards/, OUT/failures.jsonl).
 
+    One task per video: in this process when there is one video, `workers` is 1 or `scheduler` is
+    "synchronous"; else on a local Dask cluster of `workers` processes (default: all cores, at most
+    one per video), or on the dask.distributed scheduler at address `scheduler`. The results do not
+    depend on where a video ran.
+    """
     started = time.perf_counter()
     check_flow_available(config.flow)
     if config.scan_flow not in ("dis", "farneback"):
         raise MerError(f"scan_flow {config.scan_flow!r}: the scan needs a fast flow, dis or farneback")
+    out = Path(out)
+    _check_out(out)
     videos = sorted(find_long_videos(dataset, raw, annotations, fps), key=lambda v: v.name)
     if limit is not None:
         videos = videos[:limit]
-    out = Path(out)
     (out / SHARD_DIR).mkdir(parents=True, exist_ok=True)
-    get_backend(config.backend)
+    n = min(workers or os.cpu_count() or 1, len(videos))
+    if scheduler == "synchronous" or (scheduler is None and n <= 1):
+        results = _run_here(videos, config, progress)
+    else:
+        results = _run_dask(videos, config, n, scheduler, progress)
+    found = [(video, i) for video, r in zip(videos, results) for i in r["intervals"]]
+    failures = sorted((f for r in results for f in r["failures"]), key=lambda f: (f["sample_id"], f["stage"]))
+    _write_outputs(out, dataset, videos, found, [r["row"] for r in results], [x for r in results for x in r["records"]],
+                   failures, config, shard_size, annotations)
+    micro = sum(i.kind == "micro" for _, i in found)
+    return SpotSummary(out, len(videos), len(found), micro, len(found) - micro, sum(r["frames"] for r in results),
+                       len(failures), time.perf_counter() - started, sum(r["row"]["scan_seconds"] for r in results))
+
+
+def _check_out(out: Path) -> None:
+    """Refuse to write over a shard set that `mer-prep spot` did not make (its shards would go)."""
+    from ..shards import load_manifest
+
+    if (out / MANIFEST).is_file() and "spot" not in load_manifest(out).get("config", {}):
+        raise MerError(f"{out} holds a shard set made by `mer-prep {load_manifest(out).get('dataset')}`, which spot "
+                       "would replace; choose another OUT")
+
+
+def spot_video(video: LongVideo, config: SpotConfig, progress=None) -> dict:
+    """Scan one video, find its intervals and build their shard records (one task; picklable in and
+    out). A video without a face is a failure of stage `face`, not an error."""
     threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)  # results independent of the machine's thread count
+    cv2.setNumThreads(1)  # one process per core; results independent of the thread count
     try:
-        found, failures, table, records = [], [], [], []
-        scan_seconds = scanned = 0
-        for video in videos:
-            bar = tqdm(total=len(video.numbers), unit="frame", desc=f"spot {video.name}", disable=not progress,
-                       leave=False)
-            try:
-                signals = scan_video(video, config, bar.update)
-            except MerError as error:
-                failures.append(Failure(f"{dataset}/{video.name}", "face", type(error).__name__, str(error)).to_json())
-                table.append(_video_row(video, None, "failed"))
-                continue
-            finally:
-                bar.close()
-            intervals = find_intervals(video, signals, config)
-            scan_seconds += signals.seconds
-            scanned += signals.frames_read
-            table.append(_video_row(video, signals, "ok"))
-            records += _records(video, intervals, config, failures, found)
-        failures.sort(key=lambda f: (f["sample_id"], f["stage"]))
-        _write_outputs(out, dataset, videos, found, table, records, failures, config, shard_size, annotations)
+        try:
+            if video.error:
+                raise FrameError(video.error)
+            signals = scan_video(video, config, progress)
+        except MerError as error:
+            stage = "read" if isinstance(error, FrameError) else "face"
+            failure = Failure(f"{video.dataset}/{video.name}", stage, type(error).__name__, str(error))
+            return {"row": _video_row(video, None, "failed"), "intervals": [], "records": [],
+                    "failures": [failure.to_json()], "frames": 0}
+        intervals = find_intervals(video, signals, config)
+        failures: list[dict] = []
+        records = _records(video, intervals, config, failures)
+        return {"row": _video_row(video, signals, "ok"), "intervals": intervals, "records": records,
+                "failures": failures, "frames": signals.frames_read}
     finally:
         cv2.setNumThreads(threads)
-    micro = sum(i.kind == "micro" for _, i in found)
-    return SpotSummary(out, len(videos), len(found), micro, len(found) - micro, scanned, len(failures),
-                       time.perf_counter() - started, scan_seconds)
 
 
-def _records(video: LongVideo, intervals: list[Interval], config: SpotConfig, failures: list, found: list) -> list:
+def _run_here(videos: list[LongVideo], config: SpotConfig, progress: bool) -> list[dict]:
+    from tqdm import tqdm
+
+    get_backend(config.backend)  # load the models once, before the first video's clock
+    results = []
+    for video in videos:
+        with tqdm(total=len(video.numbers), unit="frame", desc=f"spot {video.name}", disable=not progress,
+                  leave=False) as bar:
+            results.append(spot_video(video, config, bar.update))
+    return results
+
+
+def _run_dask(videos: list[LongVideo], config: SpotConfig, workers: int, scheduler: str | None,
+              progress: bool) -> list[dict]:
+    import contextlib
+
+    from distributed import Client, LocalCluster, as_completed
+    from tqdm import tqdm
+
+    with contextlib.ExitStack() as stack:
+        if scheduler:
+            client = stack.enter_context(Client(scheduler))
+        else:
+            cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                       host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                                       silence_logs=logging.ERROR))
+            client = stack.enter_context(Client(cluster))
+        futures = {client.submit(spot_video, video, config, pure=False, key=f"mer-spot-{i:05d}"): i
+                   for i, video in enumerate(videos)}
+        results: dict[int, dict] = {}
+        with tqdm(total=len(videos), unit="video", desc="spot", disable=not progress, leave=False) as bar:
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                bar.update(1)
+    return [results[i] for i in range(len(videos))]
+
+
+def _records(video: LongVideo, intervals: list[Interval], config: SpotConfig, failures: list) -> list:
     frames = video.read_many({n for i in intervals for n in (i.onset, i.apex)}) if intervals else {}
     records = []
     for interval in intervals:
         sample_id = interval_sample_id(video, interval)
-        found.append((video, interval))
         try:
             records.append(interval_record(video, interval, frames[interval.onset], frames[interval.apex], config))
         except (MerError, KeyError) as error:
@@ -431,8 +490,6 @@ def _csv(rows: list[dict], columns) -> str:
 
 def _write_text(path: Path, text: str) -> None:
     """Write under a temporary name, then rename (a reader never sees half a file)."""
-    import os
-
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
@@ -469,4 +526,4 @@ def _write_outputs(out, dataset, videos, found, table, records, failures, config
                    pipeline_version=__version__)
 
 
-__all__ = ["SpotConfig", "SpotSummary", "Signals", "scan_video", "find_intervals", "spot", "REGIONS"]
+__all__ = ["SpotConfig", "SpotSummary", "Signals", "scan_video", "find_intervals", "spot", "spot_video", "REGIONS"]
