@@ -242,7 +242,9 @@ def test_a_broken_video_is_a_failure_line_not_a_crash(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
     (raw / "empty.mp4").write_bytes(b"")
+    (raw / "spot_truth.csv").write_text("video,onset,apex,offset,kind\n")  # a sheet with nothing to find
     summary = spot("videos", raw, tmp_path / "out", scheduler="synchronous")
+    assert (tmp_path / "out" / "ground_truth.csv").read_text() == "video,onset,apex,offset,kind,emotion\n"
     assert summary.failed == 1 and summary.intervals == 0
     (line,) = [json.loads(x) for x in (tmp_path / "out" / "failures.jsonl").read_text().splitlines()]
     assert line["sample_id"] == "videos/empty" and line["stage"] == "read" and "empty (0 bytes)" in line["message"]

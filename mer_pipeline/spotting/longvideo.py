@@ -44,6 +44,7 @@ class LongVideo:
     frames: dict[int, Path | VideoFrame] = field(default_factory=dict)
     truth: list[Interval] = field(default_factory=list)
     error: str | None = None  # why the video cannot be read (it becomes a failures.jsonl line)
+    truth_known: bool = False  # a sheet covers this video (no interval in it then means none)
 
     @property
     def numbers(self) -> list[int]:
@@ -150,6 +151,8 @@ def read_truth_csv(path: Path) -> list[Interval]:
 
 def _attach(videos: list[LongVideo], truth: list[Interval], source: Path) -> None:
     by_name = {v.name: v for v in videos}
+    for video in videos:
+        video.truth_known = True
     unknown = sorted({t.video for t in truth} - set(by_name))
     if unknown:
         log.warning("%s: intervals of %s, which are not in RAW, are ignored", source, ", ".join(unknown))
@@ -177,6 +180,8 @@ def find_cas2(raw: Path, annotations: Path | None = None, fps: float | None = No
     except AnnotationError:
         log.warning("%s: no CAS(ME)^2code_final.xlsx; spotting without ground truth", raw)
         return list(videos.values())
+    for video in videos.values():
+        video.truth_known = True
     for kind in KINDS:
         for label in cas2.parse_sheet(sheet, kind):
             if label.error or label.onset is None or label.offset is None:
@@ -220,6 +225,8 @@ def find_samm_lv(raw: Path, annotations: Path | None = None, fps: float | None =
     except AnnotationError:
         log.warning("%s: no SAMM_LongVideos_*_Release.xlsx; spotting without ground truth", raw)
         return list(videos.values())
+    for video in videos.values():
+        video.truth_known = True
     table = read_table(sheet)
     header = find_header(table, ("Filename", "Onset", "Offset", "Type"), sheet)
     for row in rows_as_dicts(table, header):

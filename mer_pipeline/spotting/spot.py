@@ -501,7 +501,7 @@ def _write_outputs(out, dataset, videos, found, table, records, failures, config
     _write_text(out / INTERVALS, _csv(rows, INTERVAL_COLUMNS))
     _write_text(out / VIDEOS, _csv(table, list(table[0]) if table else ["video"]))
     truth = [t for v in videos for t in v.truth]
-    if truth:
+    if truth or any(v.truth_known for v in videos):  # a sheet without intervals: nothing to find
         _write_text(out / GROUND_TRUTH, _csv([{"video": t.video, "onset": t.onset, "apex": t.apex, "offset": t.offset,
                                                "kind": t.kind, "emotion": t.label} for t in truth],
                                              ("video", "onset", "apex", "offset", "kind", "emotion")))

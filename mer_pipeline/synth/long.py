@@ -12,7 +12,8 @@ on a timeline without overlaps
   (`synth.aus`) with a raised-cosine rise to the apex and fall to the offset;
 * distractors, which a spotter must not report: blinks (the upper lids close and open in 0.15-0.3 s),
   talking (a burst of 0.2-0.3 s jaw-drop syllables over 2-3 s), a head turn (a rigid shift and
-  roll of the head and back, about 1 s) and a lighting change (a gradient across the face, 1-2 s).
+  roll of the head and back, about 1 s) and a lighting change (a gradient across the face, 1-2 s);
+  one talking burst, head turn and lighting change per 30 s of video.
 
 The last video of a set (`distractor_video`) has distractors only: what a spotter reports there is
 a false positive by construction. The truth is in the layout's own sheet (CAS(ME)^2: the
@@ -102,10 +103,12 @@ def plan_events(rng: np.random.Generator, spec: LongSpec, expressions: bool) -> 
     """Events of one video, sorted by onset: expressions (kind micro|macro) and distractors (kind
     blink|talking|head_turn|light). The first second stays still (a calm reference for the face)."""
     fps, n = spec.fps, spec.frames()
-    wanted: list[tuple[str, float]] = [("talking", rng.uniform(*spec.talking_s))]
+    each = max(1, int(round(spec.seconds / 30)))  # talking, head turns, lighting: one of each per 30 s
+    wanted: list[tuple[str, float]] = [("talking", rng.uniform(*spec.talking_s)) for _ in range(each)]
     if expressions:
         wanted += [("macro", rng.uniform(*spec.macro_duration_s)) for _ in range(spec.macro_per_video)]
-    wanted += [("head_turn", rng.uniform(0.8, 1.4)), ("light", rng.uniform(1.0, 2.0))]
+    for _ in range(each):
+        wanted += [("head_turn", rng.uniform(0.8, 1.4)), ("light", rng.uniform(1.0, 2.0))]
     if expressions:
         wanted += [("micro", rng.uniform(*spec.micro_duration_s)) for _ in range(spec.micro_per_video)]
     wanted += [("blink", rng.uniform(0.15, 0.3)) for _ in range(int(round(spec.blinks_per_minute * spec.seconds / 60)))]
