@@ -92,6 +92,12 @@ def summary(rows: list[dict]) -> list[dict]:
     return out
 
 
+def behind(rows: list[dict]) -> int:
+    """How many models score a lower UF1 with lightman than with erm."""
+    uf1 = {(r["model"], r["method"]): r["uf1"] for r in rows}
+    return sum(uf1[(m, "lightman")] < uf1[(m, "erm")] for m, method in uf1 if method == "erm" and (m, "lightman") in uf1)
+
+
 def markdown(rows: list[dict], params: dict, specs: dict, meta: dict) -> str:
     lines = [
         "# The model zoo",
@@ -143,6 +149,12 @@ def markdown(rows: list[dict], params: dict, specs: dict, meta: dict) -> str:
                      f"{len(r['seeds'])} | {r['s_per_step']:.3f} |")
     lines += [
         "",
+        f"Under this schedule lightman scores below erm for {behind(rows)} of the {len(meta['models'])} models. "
+        "Do not read that as a comparison of the methods: "
+        f"{meta['steps']} outer steps on {meta['folds'] - 1} training subjects, with {meta['macro_n']} synthetic "
+        "CK+ clips as the macro set, are not what lightman's defaults were chosen for (configs/lightman.yaml: "
+        "100 steps, meta-batch 4), and no schedule was chosen per method or model.",
+        "",
         "What this table is: a check that every model trains under every method on data from the real pipeline,",
         "with comparable costs. What it is not: a ranking of architectures. The synthetic motion is planted and",
         f"the schedule is {meta['steps']} steps; on the real composite use `configs/megc2019.yaml` (100 steps) or",
@@ -168,7 +180,8 @@ def markdown(rows: list[dict], params: dict, specs: dict, meta: dict) -> str:
         "```",
         "",
         f"Measured with torch {meta['torch']} on {meta['date']}; the whole run took {meta['total_min']:.0f} minutes "
-        "(data preparation included when it was not cached).",
+        "(data preparation included when it was not cached). `--from-json benchmarks/results/models_table.json` "
+        "rewrites this page from a run's saved results without training.",
         "",
     ]
     return "\n".join(lines)
@@ -185,8 +198,13 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=RESULTS / "models_table", help="synthetic trees and shards (cached)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "models.md")
     parser.add_argument("--json", type=Path, default=RESULTS / "models_table.json")
+    parser.add_argument("--from-json", type=Path, help="write --out from a saved --json, without training")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text(encoding="utf-8"))
+        args.out.write_text(markdown(saved["table"], saved["params"], saved["specs"], saved["meta"]), encoding="utf-8")
+        return
 
     import torch
 

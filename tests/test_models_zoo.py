@@ -174,3 +174,18 @@ def test_protocol_configs_load_and_keep_the_default_schedule(name, classes):
     config = load_config(configs / f"{name}.yaml")
     assert config.classes == classes
     assert config.replace(classes=None) == load_config(configs / "lightman.yaml")
+
+
+def test_docs_models_md_matches_the_registry():
+    """docs/models.md is written by benchmarks/models_table.py: its model table must still describe the
+    registered models (input size, channels, parameters); rerun the script when this fails."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `(\w+)` \| (\d+ x \d+ \| [^|]+ \| [\d,]+) \|", text, flags=re.M))
+    assert set(ZOO) | {"slimcnn"} <= set(rows)
+    for name, row in rows.items():
+        spec, model = get_input_spec(name), create_model(name, num_classes=3)
+        assert row == f"{spec.size} x {spec.size} | {', '.join(spec.channels)} | {count_parameters(model):,}", name
+    assert "python benchmarks/models_table.py" in text
