@@ -127,10 +127,6 @@ def region_masks(size: int) -> dict[str, np.ndarray]:
     return masks
 
 
-def _fast_flow(a: np.ndarray, b: np.ndarray, method: str) -> np.ndarray:
-    return compute_flow(a, b, method)
-
-
 def scan_video(video: LongVideo, config: SpotConfig, progress=None) -> Signals:
     """Align, stabilise and score every scanned frame of `video` (see the module doc, steps 1-3)."""
     started = time.perf_counter()
@@ -140,14 +136,13 @@ def scan_video(video: LongVideo, config: SpotConfig, progress=None) -> Signals:
     reach = max(ks)
     size = config.scan_size
     masks = list(region_masks(size).values())
-    numbers = video.numbers
     matrix = reference = face = None
     motion = np.eye(2, 3)
     window: dict[int, np.ndarray] = {}  # position -> stabilised aligned frame
     pending: deque[int] = deque()  # scanned positions whose i+reach frame has not come yet
     positions, rows = [], {k: [] for k in ks}
     read = 0
-    for position, (number, grey) in enumerate(video.iter_grey()):
+    for position, (_, grey) in enumerate(video.iter_grey()):
         read += 1
         if progress:
             progress(1)
@@ -188,7 +183,7 @@ def _score(i: int, window, ks, masks, config, positions, rows) -> None:
         if before is None or after is None:
             rows[k].append(np.zeros(len(masks), np.float32))
             continue
-        flow = _fast_flow(current, before, config.scan_flow) + _fast_flow(current, after, config.scan_flow)
+        flow = compute_flow(current, before, config.scan_flow) + compute_flow(current, after, config.scan_flow)
         magnitude = 0.5 * np.hypot(flow[0], flow[1])
         rows[k].append(np.array([magnitude[m].mean() for m in masks], np.float32))
 
