@@ -278,7 +278,9 @@ def spot_command(dataset, raw, out, annotations, backend, size, flow_method, fps
 
     Example:
 
-        mer-prep synth cas2 data/raw/cas2-long --long && mer-prep spot cas2 data/raw/cas2-long data/spot/cas2
+    \b
+        mer-prep synth cas2 data/raw/cas2-long --long
+        mer-prep spot cas2 data/raw/cas2-long data/spot/cas2
     """
     from dataclasses import replace
 
