@@ -343,13 +343,24 @@ def support_adapted(model: torch.nn.Module, params: dict[str, torch.Tensor], x: 
 # one fold
 
 
-def train_fold(config: TrainConfig, data: MerData, fold: int, test_subject: str, device: torch.device,
-               progress: bool = False) -> dict[str, Any]:
-    """Train on every subject but `test_subject` for exactly `config.steps` steps, then predict it
-    (inductive: the test subject's inputs are read only to be predicted; transductive, with
-    test_adapt_steps or subject_norm: its unlabelled inputs also adapt the model; never its labels)."""
-    is_test = data.subject == test_subject
-    train_index, test_index = np.flatnonzero(~is_test), np.flatnonzero(is_test)
+@dataclass
+class Trained:
+    """A model trained on a fold's training subjects, with what evaluating it needs."""
+
+    model: torch.nn.Module
+    x: torch.Tensor             # (N, C, H, W) the fold's inputs, every sample of the data
+    y: torch.Tensor             # (N,) training labels (label_noise applied); test rows never read
+    train_index: np.ndarray
+    align: Align | None
+    curve: list[float]
+    seconds: float
+
+
+def train_model(config: TrainConfig, data: MerData, fold: int, test_subject: str | None, device: torch.device,
+                progress: bool = False) -> Trained:
+    """Train on every subject but `test_subject` (None: on all, as `mer-train fit`) for exactly
+    `config.steps` outer steps."""
+    train_index = np.flatnonzero(data.subject != test_subject)
     torch.manual_seed(config.seed * 1_000_003 + fold)  # the model's initial weights
     rng = np.random.default_rng([config.seed, fold])    # the batches and tasks
     train_index, y = training_set(config, fold, data, train_index)  # subject_fraction, label_noise (training only)
@@ -361,46 +372,76 @@ def train_fold(config: TrainConfig, data: MerData, fold: int, test_subject: str,
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
     align = make_align(config, data, test_subject)
     x = fold_inputs(config, data)  # (N, C, H, W)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = autocast_for(device)
 
     curve, start = [], time.perf_counter()
-    for step in tqdm(range(config.steps), desc=f"fold {fold} ({test_subject})", leave=False, disable=not progress):
+    label = f"fold {fold} ({test_subject})" if test_subject is not None else "all subjects"
+    for step in tqdm(range(config.steps), desc=label, leave=False, disable=not progress):
         with autocast:
             loss = outer_loss(model, params, config, x, y, sampler, align)
         if not torch.isfinite(loss):  # stop before the weights (and any checkpoint) are poisoned
             raise TrainError(
-                f"fold {fold} ({test_subject}): the training loss is {loss.item()} at step {step + 1} of "
+                f"{label}: the training loss is {loss.item()} at step {step + 1} of "
                 f"{config.steps}; this fold is not saved (completed folds keep their checkpoints). Check the "
                 f"shards for NaN or infinite flow values, or lower lr (now {config.lr})")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         curve.append(loss.item())
+    return Trained(model, x, y, train_index, align, curve, time.perf_counter() - start)
 
-    # Evaluate what level two optimised. Inductive: the trained weights (eval_adapt 0), or the mean
-    # prediction of the weights adapted on eval_adapt support episodes of training subjects.
-    # Transductive: the weights adapted on the test subject's unlabelled inputs.
+
+def autocast_for(device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def support_weights(config: TrainConfig, trained: Trained, data: MerData, fold: int) -> list[dict | None]:
+    """The inductive evaluation weights: the trained ones (eval_adapt 0, [None]), or those adapted on
+    eval_adapt support episodes of the training subjects (what level two optimised)."""
+    if not config.eval_adapt:
+        return [None]
+    model, params = trained.model, dict(trained.model.named_parameters())
+    sampler = FoldSampler(trained.y.cpu().numpy(), data.subject, trained.train_index,
+                          np.random.default_rng([config.seed, fold, 11]))
+    with autocast_for(trained.x.device):
+        return [support_adapted(model, params, trained.x, trained.y, config, sampler, trained.align)
+                for _ in range(config.eval_adapt)]
+
+
+def predict_subject(model: torch.nn.Module, weights: list[dict | None], x: torch.Tensor, config: TrainConfig,
+                    align: Align | None) -> np.ndarray:
+    """(n, K) probabilities of one subject's inputs `x`: averaged over `weights`; with test_adapt_steps
+    each weight set is first adapted on `x` itself (transductive; `x` carries no label)."""
+    autocast = autocast_for(x.device)
     model.eval()  # no dropout while adapting at test time and predicting
-    test_x = x[torch.as_tensor(test_index, device=device)]
-    with autocast:
+    probs = []
+    for w in weights:
         if config.test_adapt_steps:
-            weights = [test_time_adapt(model, params, test_x, config, align)]
-        elif config.eval_adapt:
-            eval_sampler = FoldSampler(y.cpu().numpy(), data.subject, train_index, np.random.default_rng([config.seed, fold, 11]))
-            weights = [support_adapted(model, params, x, y, config, eval_sampler, align) for _ in range(config.eval_adapt)]
-        else:
-            weights = [None]
-    probs = np.mean([predict(model, test_x, config.eval_batch_size, autocast, w) for w in weights], axis=0)
+            with autocast:
+                w = test_time_adapt(model, w if w is not None else dict(model.named_parameters()), x, config, align)
+        probs.append(predict(model, x, config.eval_batch_size, autocast, w))
     model.train()
+    return np.mean(probs, axis=0)
+
+
+def train_fold(config: TrainConfig, data: MerData, fold: int, test_subject: str, device: torch.device,
+               progress: bool = False) -> dict[str, Any]:
+    """Train on every subject but `test_subject` for exactly `config.steps` steps, then predict it
+    (inductive: the test subject's inputs are read only to be predicted; transductive, with
+    test_adapt_steps or subject_norm: its unlabelled inputs also adapt the model; never its labels)."""
+    trained = train_model(config, data, fold, test_subject, device, progress)
+    test_index = np.flatnonzero(data.subject == test_subject)
+    test_x = trained.x[torch.as_tensor(test_index, device=device)]
+    probs = predict_subject(trained.model, support_weights(config, trained, data, fold), test_x, config, trained.align)
     return {
-        "fold": {"index": fold, "subject": test_subject, "n_train": len(train_index), "n_test": len(test_index),
-                 "train_subjects": sorted(set(data.subject[train_index].tolist()))},
+        "fold": {"index": fold, "subject": test_subject, "n_train": len(trained.train_index), "n_test": len(test_index),
+                 "train_subjects": sorted(set(data.subject[trained.train_index].tolist()))},
         "protocol": protocol(config),
         "sample_id": data.sample_id[test_index].tolist(),
         "probs": probs.tolist(),
-        "curve": curve,
-        "seconds": time.perf_counter() - start,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "curve": trained.curve,
+        "seconds": trained.seconds,
+        "state_dict": {k: v.detach().cpu() for k, v in trained.model.state_dict().items()},
     }
 
 
