@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -181,16 +180,19 @@ def main(argv=None) -> None:
         started = time.perf_counter()
         micro = synth_truth(args.micro, seed=seed, preset=args.preset, **factors)
         macro = synth_truth(args.macro, seed=seed, preset=args.preset, **factors)
-        score = oracle_score(micro, macro, args.size)
-        score.update(seed=seed, seconds=round(time.perf_counter() - started, 1))
-        results.append(score)
-        print(f"seed {seed}: accuracy {score['accuracy']:.3f}, UAR {score['uar']:.3f} "
-              f"(chance {score['chance']:.3f}, {score['n']} clips; left out {score['no_counterpart']}) "
-              f"{score['seconds']} s", file=sys.stdout)
-    accuracy = [r["accuracy"] for r in results]
-    uar = [r["uar"] for r in results]
-    print(f"mean over {len(results)} seeds: accuracy {np.mean(accuracy):.3f} ({min(accuracy):.3f}-{max(accuracy):.3f}), "
-          f"UAR {np.mean(uar):.3f} ({min(uar):.3f}-{max(uar):.3f})")
+        for compete in COMPETE:
+            score = oracle_score(micro, macro, args.size, compete)
+            score.update(seed=seed, seconds=round(time.perf_counter() - started, 1))
+            results.append(score)
+            own = ", ".join(f"{k} {m['own_cosine']:.2f}" for k, m in score["per_class"].items())
+            print(f"seed {seed}, {compete} templates: accuracy {score['accuracy']:.3f}, UAR {score['uar']:.3f} "
+                  f"(chance {score['chance']:.3f}, {score['n']} clips; left out {score['no_counterpart']}); "
+                  f"own-template cosine {own}")
+    for compete in COMPETE:
+        accuracy = [r["accuracy"] for r in results if r["compete"] == compete]
+        uar = [r["uar"] for r in results if r["compete"] == compete]
+        print(f"{compete} templates, mean over {len(accuracy)} seeds: accuracy {np.mean(accuracy):.3f} "
+              f"({min(accuracy):.3f}-{max(accuracy):.3f}), UAR {np.mean(uar):.3f} ({min(uar):.3f}-{max(uar):.3f})")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
 
