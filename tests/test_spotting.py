@@ -152,6 +152,8 @@ def test_end_to_end_synth_spot_shards_eval(cas2_long, tmp_path):
     assert list(intervals[0]) == ["video", "onset", "apex", "offset", "kind", "score", "sample_id"]
     shards = open_shards(out)
     assert sorted(shards.meta["sample_id"]) == sorted(r["sample_id"] for r in intervals)
+    prep = shards.manifest["config"]["prep"]  # what readers check before they label the samples
+    assert (prep["size"], prep["flow"], prep["backend"], prep["stabilize"]) == (128, "tvl1", "dlib", True)
     assert set(shards.meta["emotion"]) == {""} and set(shards.meta["apex_source"]) == {"spotted"}
     assert shards.arrays["flow"].shape[1:] == (2, 128, 128) and np.isfinite(shards.arrays["flow"]).all()
     by_id = {r["sample_id"]: r for r in intervals}

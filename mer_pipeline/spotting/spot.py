@@ -324,6 +324,15 @@ def interval_record(video: LongVideo, interval: Interval, onset_raw: np.ndarray,
     }
 
 
+def prep_config(config: SpotConfig):
+    """The `PrepConfig` that made the shards' content, in the manifest like any shard set's `prep`
+    (readers such as `mer-train predict` check size, flow, backend and stabilize there)."""
+    from ..clip import PrepConfig
+
+    return PrepConfig(backend=config.backend, size=config.size, flow=config.flow, stabilize=config.stabilize,
+                      keep_frames=0, tvl1=config.tvl1)
+
+
 # ---------------------------------------------------------------------------------------------
 # the whole run
 
@@ -502,8 +511,8 @@ def _write_outputs(out, dataset, videos, found, table, records, failures, config
                                              ("video", "onset", "apex", "offset", "kind", "emotion")))
     else:
         (out / GROUND_TRUTH).unlink(missing_ok=True)
-    recipe = {"dataset": dataset, "spot": config.as_dict(), "shard_size": shard_size,
-              "annotations": Path(annotations).name if annotations else None}
+    recipe = {"dataset": dataset, "prep": prep_config(config).as_dict(), "spot": config.as_dict(),
+              "shard_size": shard_size, "annotations": Path(annotations).name if annotations else None}
     digest = config_hash(recipe)
     (out / MANIFEST).unlink(missing_ok=True)  # written last: until then the set counts as incomplete
     for old in (out / SHARD_DIR).glob("*.h5"):
