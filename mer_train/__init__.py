@@ -8,6 +8,8 @@ Public API (torch is imported on first use, not by `import mer_train`):
     config = mer_train.load_config("configs/ci.yaml", {"shards": ["out/casme2"], "macro_shards": ["out/ckplus"]})
     result = mer_train.train(config)                 # -> RunResult(out, config, metrics)
     table = mer_train.compare(config, seeds=3).table  # markdown ablation table
+    model = mer_train.fit(config, out="models/lab")   # one final model on all subjects -> models/lab/model.pt
+    mer_train.predict(model.model_path, ["out/new"], "predictions.csv")
 
 Models: `mer_train.models.register_model`, `create_model`, `list_models`.
 """
@@ -31,5 +33,19 @@ def compare(*args, **kwargs):
     return _compare(*args, **kwargs)
 
 
-__all__ = ["train", "compare", "TrainConfig", "load_config", "TrainError", "ConfigError", "DataError",
+def fit(*args, **kwargs):
+    """Train one final model on every subject; see `mer_train.deploy.fit`."""
+    from .deploy import fit as _fit
+
+    return _fit(*args, **kwargs)
+
+
+def predict(*args, **kwargs):
+    """Label shard sets with a trained model; see `mer_train.deploy.predict`."""
+    from .deploy import predict as _predict
+
+    return _predict(*args, **kwargs)
+
+
+__all__ = ["train", "compare", "fit", "predict", "TrainConfig", "load_config", "TrainError", "ConfigError", "DataError",
            "LabelSetError", "MissingMacroShards"]

@@ -220,3 +220,59 @@ def tune(grid_options, inner_folds, method, shards, macro_shards, classes, confi
         best = max(score["uf1"] for score in fold["inner"])
         click.echo(f"  {fold['subject']}: {values} (inner UF1 {best:.3f})")
     click.echo(f"Run directory: {result.out}")
+
+
+@main.command()
+@click.option("--method", type=click.Choice(METHODS), help="Method [default: lightman, or the config's].")
+@run_options
+@_errors
+def fit(method, shards, macro_shards, classes, config_path, device, seed, out, assignments, quiet, **others) -> None:
+    """Train one final model on every subject of the shards, for use: OUT/model.pt.
+
+    The LOSO run (`mer-train train`) is the evaluation; fit trains the same config once on all
+    subjects. model.pt carries its class set, input spec, the stage-one settings its shards were
+    made with and the training config; `mer-train predict` applies it.
+
+    Example:
+
+    \b
+        mer-train fit --shards data/shards --config configs/lightman.yaml --out models/lab
+    """
+    from .deploy import fit as run
+
+    _logging(quiet)
+    if not out:
+        raise click.UsageError("mer-train fit needs --out DIR (model.pt is written there)")
+    config = _config(config_path, assignments, method=method, shards=shards, macro_shards=macro_shards,
+                     classes=classes, device=device, seed=seed, out=out)
+    result = run(config, progress=not quiet)
+    click.echo(f"{result.config.method} fitted on every subject of {', '.join(result.config.shards)}")
+    click.echo(f"Model: {result.model_path}")
+
+
+@main.command()
+@click.option("--model", "model_path", required=True, type=click.Path(exists=False),
+              help="model.pt from `mer-train fit`, or a LOSO run directory (its fold models, averaged).")
+@click.option("--shards", multiple=True, required=True, metavar="DIR",
+              help="Shard set(s) to label (labels in them are not read).")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="CSV to write.")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.option("-q", "--quiet", is_flag=True, help="Warnings only.")
+@_errors
+def predict(model_path, shards, out_path, device, quiet) -> None:
+    """Label every sample of shard sets with a trained model: a CSV of sample_id, predicted, p_<class>.
+
+    Shards made with another --size, --flow or --backend than the model's are refused, with the
+    command that remakes them.
+
+    Example:
+
+    \b
+        mer-train predict --model models/lab/model.pt --shards data/shards/new --out predictions.csv
+    """
+    from .deploy import predict as run
+
+    _logging(quiet)
+    result = run(model_path, shards, out_path, device=device)
+    counts = ", ".join(f"{c} {n}" for c, n in result.counts.items())
+    click.echo(f"{result.n} samples labelled ({counts}) -> {result.out}")

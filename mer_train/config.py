@@ -14,9 +14,10 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import ConfigError
+from .labels import CLASS_SET_NAMES
 
 METHODS = ("lightman", "erm", "multitask", "maml")
-CLASS_SETS = ("casme2-5", "samm-5", "megc2019-3", "casme3-7")
+CLASS_SETS = CLASS_SET_NAMES  # casme2-5, samm-5, megc2019-3, casme3-7, as-written (mer_train/labels.py)
 DEVICES = ("auto", "cpu", "cuda")
 INPUT_NORMS = ("rms", "none")
 AUX_TARGETS = ("class_macro", "nearest_macro", "self")   # docs/method.md, "The auxiliary targets"
@@ -34,7 +35,7 @@ class TrainConfig:
     # data
     shards: tuple[str, ...] = ()        # micro shard sets, or folders of shard sets (macro sets in them feed the auxiliary branch)
     macro_shards: tuple[str, ...] = ()  # macro-expression shard sets named explicitly
-    classes: str | None = None          # casme2-5 | samm-5 | megc2019-3 | casme3-7; None = inferred from the datasets
+    classes: str | None = None          # casme2-5 | samm-5 | megc2019-3 | casme3-7 | as-written; None = inferred
     input_size: int = 48                # model input is [u, v, strain] resized to input_size x input_size
     input_norm: str = "rms"             # rms: divide flow and strain by their RMS over the face, per sample | none
     # model

@@ -27,11 +27,12 @@ from mer_pipeline.shards import ShardError, find_shard_sets, open_shards
 
 from .config import TrainConfig
 from .errors import DataError, LabelSetError
-from .labels import canonical_emotion, get_class_set, infer_class_set
+from .labels import CLASS_SETS, ClassSet, canonical_emotion, get_class_set, infer_class_set
 
 log = logging.getLogger("mer_train")
 
 EPS = 1e-8
+PREP_KEYS = ("size", "flow", "backend", "stabilize")  # the stage-one settings a trained model expects of its shards
 # The config fields `load_data` reads: two configs equal on these load the same MerData (a Dask
 # worker keeps one loaded set per key, however many folds and methods it trains).
 DATA_KEYS = ("shards", "macro_shards", "classes", "input_size", "input_norm", "model")
@@ -69,8 +70,13 @@ class MerData:
                        photo=None if self.photo is None else self.photo.to(device))
 
 
-def load_data(config: TrainConfig) -> MerData:
-    """Read the shard sets of `config` and build the run's tensors (on the CPU)."""
+def load_data(config: TrainConfig, *, classes: tuple[str, ...] | None = None,
+              face_mask: torch.Tensor | None = None) -> MerData:
+    """Read the shard sets of `config` and build the run's tensors (on the CPU).
+
+    `classes` (prediction with a trained model): every sample, of either kind, is one to label: its
+    index in `classes` when its emotion is one of them, -1 otherwise (unlabelled, e.g. spotted
+    intervals). `face_mask`: the trained model's face region instead of the one of these shards."""
     if not config.shards:
         raise DataError("no shard sets given: pass --shards OUT (a shard set made by `mer-prep DATASET RAW OUT`, "
                         "or a folder of them)")
@@ -78,9 +84,12 @@ def load_data(config: TrainConfig) -> MerData:
     for path, explicit_macro in [(p, False) for p in config.shards] + [(p, True) for p in config.macro_shards]:
         for shard_path in find_shard_sets(Path(path)):
             shards = open_shards(shard_path, fields=("flow", "strain", "landmarks", "onset", "apex"))
-            kinds = np.array(["macro" if explicit_macro else str(k).lower() for k in shards.meta["kind"]], dtype=object)
+            kinds = np.array(["macro" if explicit_macro else "micro" if classes is not None else str(k).lower()
+                              for k in shards.meta["kind"]], dtype=object)
+            prep = (shards.manifest.get("config") or {}).get("prep") or {}
             sources.append({"path": str(shard_path), "dataset": shards.manifest.get("dataset"),
                             "config_hash": shards.manifest.get("config_hash"), "n": len(shards),
+                            "prep": {k: prep.get(k) for k in PREP_KEYS},
                             "micro": int((kinds == "micro").sum()), "macro": int((kinds == "macro").sum())})
             part = {"size": shards.arrays["flow"].shape[-1], "meta": shards.meta,
                     **{k: shards.arrays[k] for k in ("flow", "strain", "landmarks", "onset", "apex") if k in shards.arrays}}
@@ -92,12 +101,18 @@ def load_data(config: TrainConfig) -> MerData:
                         "e.g. one made by `mer-prep casme2 RAW OUT`")
 
     micro_datasets = sorted({d for part in micro for d in part["meta"]["dataset"]})
-    class_set = get_class_set(config.classes or infer_class_set(micro_datasets))
+    micro_emotions = [e for part in micro for e in part["meta"]["emotion"]]
+    if classes is not None:
+        class_set = CLASS_SETS.get(config.classes) or ClassSet(config.classes or "as-written", tuple(classes),
+                                                               {c: frozenset({canonical_emotion(c)}) for c in classes})
+    else:
+        class_set = get_class_set(config.classes or infer_class_set(micro_datasets), emotions=micro_emotions)
     size = config.input_size
-    mask = face_mask([*micro, *macro], size)
+    mask = face_mask if face_mask is not None else face_region([*micro, *macro], size)
     dropped: dict[str, dict[str, int]] = {}
 
-    micro = [part for part in (_in_class_set(p, class_set, "micro", dropped) for p in micro) if part]
+    micro = [part for part in (_in_class_set(p, class_set, "micro", dropped, keep_all=classes is not None)
+                               for p in micro) if part]
     macro = [part for part in (_in_class_set(p, class_set, "macro", dropped) for p in macro) if part]
     for kind, counts in dropped.items():
         log.info("dropped %d %s samples outside %s: %s", sum(counts.values()), kind, class_set.name, _found(counts))
@@ -133,11 +148,14 @@ def _take(part: dict, keep: np.ndarray) -> dict:
     return {**part, **arrays, "meta": {k: v[keep] for k, v in part["meta"].items()}}
 
 
-def _in_class_set(part: dict, class_set, kind: str, dropped: dict) -> dict | None:
+def _in_class_set(part: dict, class_set, kind: str, dropped: dict, keep_all: bool = False) -> dict | None:
     """`part` restricted to the samples whose emotion is in `class_set`, with their class index `y` and
-    `meta["subject_id"]` (dataset/subject, the LOSO unit); the others are counted in `dropped[kind]`."""
+    `meta["subject_id"]` (dataset/subject, the LOSO unit); the others are counted in `dropped[kind]`.
+    `keep_all`: keep the others too, with y = -1 (prediction of unlabelled samples)."""
     meta = part["meta"]
     labels = np.array([class_set.index(e, d) for e, d in zip(meta["emotion"], meta["dataset"])], dtype=object)
+    if keep_all:
+        labels[labels == None] = -1  # noqa: E711  (elementwise)
     keep = labels != None  # noqa: E711  (elementwise)
     if not keep.all():
         counts = dropped.setdefault(kind, {})
@@ -204,7 +222,7 @@ def unit_field(flow: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return flow / (flow * mask).flatten(1).norm(dim=1).clamp_min(EPS)[:, None, None, None]
 
 
-def face_mask(parts: list[dict], size: int) -> torch.Tensor:
+def face_region(parts: list[dict], size: int) -> torch.Tensor:
     """(1, 1, size, size): the ellipse inscribed in the bounding box of the mean onset landmarks of
     each set, enlarged by FACE_MARGIN. Every set is aligned to the same template, so one mask serves
     all. Without landmarks (or with degenerate ones) the whole frame is the face."""
