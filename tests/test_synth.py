@@ -80,6 +80,10 @@ def test_registry_and_public_api():
     for emotion, options in EMOTION_AUS.items():
         for tokens in options:
             assert all(aus.parse_au(t)[0] in AU_CATALOGUE for t in tokens), emotion
+    for emotion, options in aus.MACRO_AUS.items():  # the gap's tables: known emotions, catalogued AUs
+        assert emotion in EMOTION_AUS and all(aus.parse_au(t)[0] in AU_CATALOGUE for o in options for t in o)
+    for emotion, pool in aus.MICRO_SPONTANEOUS.items():
+        assert emotion in EMOTION_AUS and all(aus.parse_au(t)[0] in AU_CATALOGUE and 0 < p < 1 for t, p in pool)
 
 
 def test_casme2_layout(trees):
