@@ -83,7 +83,8 @@ def evaluate(out: Path, truth: Path | None = None, predictions: Path | None = No
     if predictions:
         labels = _predicted_labels(Path(predictions), column)
         ids = _sample_ids(out)
-        pairs = [(truth_intervals[j].label, labels.get(ids.get(_key(predicted[i])), ""))
+        # classes compared as written, without case: the model's classes must be the sheet's
+        pairs = [(truth_intervals[j].label.lower(), labels.get(ids.get(_key(predicted[i])), "").lower())
                  for i, j in metrics["matches"]]
         metrics["spot_then_recognise"] = spot_then_recognise(metrics["f1_overall"], [t for t, _ in pairs],
                                                              [p for _, p in pairs])
