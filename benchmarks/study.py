@@ -1,26 +1,30 @@
-"""The LightmanNet study (issue #7): does dual-branch bi-level learning beat its baselines on hard
-synthetic data, and when? The single source of the numbers in docs/method.md, `## Results`.
+"""The LightmanNet study (issue #14): does the consistent, person-adaptive method beat its baselines
+on synthetic data with a realistic micro/macro gap, where, and why? The single source of the numbers
+in docs/method.md, `## Results`.
 
-    python benchmarks/study.py                      # everything, from scratch (resumes when rerun)
-    python benchmarks/study.py --parts main,easy    # some parts only
-    python benchmarks/study.py --tables-only        # rewrite the tables and the plot from finished runs
+    python benchmarks/study.py --parts pilot          # the schedule pilot, on a tree that is never reported
+    python benchmarks/study.py                        # every reported run (resumes: finished runs are reused)
+    python benchmarks/study.py --seeds 2 --parts main # fewer seeds (a study cut short says so in its tables)
+    python benchmarks/study.py --tables-only          # rewrite the tables and plots from finished runs
 
-It makes the data with `mer-prep` (hard and easy presets of synthetic CASME II + CK+), runs every
-LOSO run of the study with `configs/study.yaml` through `mer_train.train` (one key changed at a time,
-`--jobs` runs in parallel, each with one CPU thread), then writes ROOT/tables.md, the block between
-the `study:begin`/`study:end` markers of docs/method.md and docs/study_subject_fraction.png. A run
-whose metrics.json exists for the same config is not run again; an interrupted run resumes from its
-fold checkpoints. Each run is what `mer-train --shards ROOT/sets/PRESET --config configs/study.yaml
---method M --seed S --set KEY=VALUE` computes.
+Data: `mer-prep synth casme2|ckplus --preset hard` (16 subjects x 10 clips, 20 x 6) with generator
+seeds PILOT_TREE (the pilot) and TREES (reported), and factor-switch trees of TREES[0] for the
+attribution table, prepared with `mer-prep`. Every run is `mer-train --shards ROOT/sets/TREE
+--config configs/study.yaml --method M --seed S --set KEY=VALUE ...` (VARIANTS), through
+`mer_train.train`, two at a time, one CPU thread each. Statistics are paired: every variant runs on
+the same trees, folds and seeds; differences are bootstrapped over subjects (within each tree) and
+tested by a paired permutation test that swaps the two variants' predictions subject by subject.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,80 +35,128 @@ from synth_sets import synth_set
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "study.yaml"
 DOC = REPO / "docs" / "method.md"
-PLOT = REPO / "docs" / "study_subject_fraction.png"
-METHODS = ("erm", "multitask", "maml", "lightman")
+PLOT = REPO / "docs" / "study_amplitude.png"
 BEGIN, END = "<!-- study:begin (written by benchmarks/study.py) -->", "<!-- study:end -->"
 
-# the synthetic data: casme2 16 subjects x 10 clips (mean; hard deals them unevenly), ckplus 20 x 6
+PILOT_TREE, TREES, SEEDS = 100, (1, 2, 3), (0, 1, 2, 3, 4)
 SIZES = {"casme2": ("--subjects", "16", "--clips-per-subject", "10"),
          "ckplus": ("--subjects", "20", "--clips-per-subject", "6")}
-PRESETS = ("hard", "easy")
+# factor switches of `mer-prep synth --preset hard` (docs/synth.md): one difficulty off at a time
+FACTORS = {"no-noise-floor": "--no-noise-floor", "no-imbalance": "--no-imbalance", "no-traits": "--no-traits",
+           "no-confounders": "--no-confounders", "no-gap": "--no-gap"}
+PILOT_STEPS = (40, 120)
+
+
+@dataclass(frozen=True)
+class Variant:
+    method: str
+    changes: tuple = ()
+    about: str = ""
+
+    @property
+    def protocol(self) -> str:
+        changes = dict(self.changes)
+        return "transductive" if changes.get("test_adapt_steps", 0) or changes.get("subject_norm") else "inductive"
+
+
+TTA = (("test_adapt_steps", 1), ("test_adapt_lr", 0.05))  # = the meta-trained inner step (k = 1, alpha = 0.05)
+VARIANTS = {
+    # inductive
+    "erm": Variant("erm", (), "CE only"),
+    "multitask": Variant("multitask", (("aux_target", "nearest_macro"),), "CE + lambda align (nearest macro), one level"),
+    "maml": Variant("maml", (("outer_base_weight", 1.0),), "bi-level, no auxiliary branch"),
+    "lightman-v1": Variant("lightman", (), "the first reading: class_macro target, base weights evaluated"),
+    "lightman": Variant("lightman", (("aux_target", "nearest_macro"), ("outer_base_weight", 1.0)),
+                        "nearest-macro target, beta = 1"),
+    "lightman-eval-adapt": Variant("lightman", (("aux_target", "nearest_macro"), ("eval_adapt", 4)),
+                                   "nearest-macro target, predict with weights adapted on 4 training episodes"),
+    "lightman-self": Variant("lightman", (("aux_target", "self"), ("outer_base_weight", 1.0)),
+                             "masked photometric self-alignment, beta = 1"),
+    "lightman-shuffled": Variant("lightman", (("aux_target", "nearest_macro"), ("outer_base_weight", 1.0),
+                                              ("aux_control", "shuffled")), "control: templates permuted"),
+    "lightman-random": Variant("lightman", (("aux_target", "nearest_macro"), ("outer_base_weight", 1.0),
+                                            ("aux_control", "random")), "control: random smooth fields"),
+    # transductive (never in one table with the above)
+    "erm+subject-norm": Variant("erm", (("subject_norm", True),), "per-subject mean input removed"),
+    "erm+tent": Variant("erm", (("test_adapt_steps", 5), ("test_adapt_lr", 0.01), ("test_adapt_loss", "entropy"),
+                                ("test_adapt_params", "norm")), "TENT: entropy, norm affine, 5 steps"),
+    "multitask+ttt": Variant("multitask", (("aux_target", "nearest_macro"), *TTA),
+                             "ERM + auxiliary, test-time training, no meta-learning"),
+    "lightman-person+tta": Variant("lightman", (("aux_target", "nearest_macro"), ("task_unit", "subject"),
+                                                ("outer_base_weight", 1.0), *TTA),
+                                   "meta-trained for person adaptation, adapted on the test person"),
+}
+MAIN = ("erm", "multitask", "maml", "lightman-v1", "lightman", "lightman-eval-adapt", "lightman-self")
+CONTROLS = ("lightman", "lightman-shuffled", "lightman-random")
+TRANSDUCTIVE = ("erm+subject-norm", "erm+tent", "multitask+ttt", "lightman-person+tta")
+ATTRIBUTION = ("erm", "lightman")
 
 
 @dataclass(frozen=True)
 class Run:
-    part: str                  # which table it belongs to
-    preset: str                # hard | easy
-    method: str
+    part: str
+    tree: str          # "s1", or "s1-no-traits" (a factor switch)
+    variant: str
     seed: int
-    changes: tuple = ()        # ((key, value), ...) on top of configs/study.yaml
+    steps: int | None = None  # the pilot's schedules; None = configs/study.yaml
 
     @property
     def name(self) -> str:
-        extra = "".join(f"-{k}={v}" for k, v in self.changes)
-        return f"{self.preset}-{self.method}{extra}-seed{self.seed}"
+        return f"{self.tree}/{self.variant}{'' if self.steps is None else f'-steps{self.steps}'}/seed{self.seed}"
 
 
-def plan() -> list[Run]:
-    """Every run of the study, most important first: a study cut short still has its main table,
-    the easy/hard check and one seed of everything, then the second seeds."""
-    runs = [Run("main", "hard", m, s) for s in (0, 1, 2) for m in METHODS]
-    runs += [Run("easy", "easy", "erm", s) for s in (0, 1, 2)]
-    ablations = [(("first_order", True),), (("align_weight", 0.1),), (("align_weight", 1.0),),
-                 (("inner_steps", 3),), (("inner_steps", 5),), (("outer_align", False),)]
-    for seed in (0, 1):
-        for key, values in (("subject_fraction", (0.25, 0.5)), ("label_noise", (0.1, 0.2))):
-            runs += [Run("robust", "hard", m, seed, ((key, v),)) for v in values for m in METHODS]
-        runs += [Run("schedule", "hard", m, seed, (("steps", n),)) for n in (10, 20) for m in METHODS]
-        runs += [Run("ablation", "hard", "lightman", seed, changes) for changes in ablations]
-    runs += [Run("easy", "easy", m, 0) for m in ("multitask", "maml", "lightman")]
+def plan(seeds=SEEDS) -> list[Run]:
+    """Every run, most telling first: a study cut short keeps its main table over all trees."""
+    runs = [Run("pilot", f"s{PILOT_TREE}", v, s, n) for n in PILOT_STEPS for v in ("erm", "lightman") for s in (0, 1)]
+    for seed in seeds:
+        runs += [Run("main", f"s{t}", v, seed) for t in TREES for v in MAIN]
+        runs += [Run("transductive", f"s{t}", v, seed) for t in TREES for v in TRANSDUCTIVE]
+        runs += [Run("controls", f"s{t}", v, seed) for t in TREES for v in CONTROLS if v not in MAIN]
+    for seed in seeds[:2]:
+        runs += [Run("attribution", f"s{TREES[0]}-{f}", v, seed) for f in FACTORS for v in ATTRIBUTION]
     return runs
 
 
 # ----------------------------------------------------------------------------------------------
-# data
+# data and runs
 
 
-def make_data(root: Path, presets=PRESETS) -> None:
-    """RAW trees with `mer-prep synth`, shard sets with `mer-prep DATASET` (skipped when present)."""
-    for preset in presets:
-        for dataset in ("casme2", "ckplus"):
-            synth_set(dataset, root / "raw" / f"{dataset}-{preset}", root / "sets" / preset / dataset,
-                      ("--preset", preset, *SIZES[dataset], "--workers", "2"), ("--workers", "2", "-q"))
-
-
-# ----------------------------------------------------------------------------------------------
-# runs
+def make_tree(root: Path, tree: str) -> Path:
+    seed, _, factor = tree[1:].partition("-")
+    extra = (FACTORS[factor],) if factor else ()
+    for dataset in ("casme2", "ckplus"):
+        synth_set(dataset, root / "raw" / f"{dataset}-{tree}", root / "sets" / tree / dataset,
+                  ("--preset", "hard", "--seed", seed, *SIZES[dataset], *extra, "--workers", "2"),
+                  ("--workers", "2", "-q", "--shard-size", "16"))
+    return root / "sets" / tree
 
 
 _DATA: dict[str, object] = {}
 
 
-def run_one(run: Run, root: str) -> dict:
-    """Train `run` (in a worker process; the data of a preset is loaded once per process)."""
-    import mer_train
+def run_config(run: Run, root: Path):
     from mer_train.config import load_config
+
+    variant = VARIANTS[run.variant]
+    changes = dict(variant.changes) | ({"steps": run.steps} if run.steps else {})
+    return load_config(CONFIG, {"shards": [str(root / "sets" / run.tree)], "method": variant.method,
+                                "seed": run.seed, "out": str(root / "runs" / run.name), "device": "cpu", **changes})
+
+
+def run_one(run: Run, root: str) -> dict:
+    """Train `run` (in a worker process; a tree's data is loaded once per process)."""
+    import mer_train
     from mer_train.data import load_data
 
     root = Path(root)
-    config = load_config(CONFIG, {"shards": [str(root / "sets" / run.preset)], "method": run.method,
-                                  "seed": run.seed, "out": str(root / "runs" / run.name), **dict(run.changes)})
+    config = run_config(run, root)
     done = root / "runs" / run.name / "metrics.json"
     if done.is_file() and _same_config(config, done.parent / "config.yaml"):
         return json.loads(done.read_text())
-    if run.preset not in _DATA:
-        _DATA[run.preset] = load_data(config)
-    return mer_train.train(config, data=_DATA[run.preset]).metrics
+    if run.tree not in _DATA:
+        _DATA.clear()  # one tree at a time per process
+        _DATA[run.tree] = load_data(config)
+    return mer_train.train(config, data=_DATA[run.tree], scheduler="synchronous").metrics
 
 
 def _same_config(config, path: Path) -> bool:
@@ -117,140 +169,192 @@ def _same_config(config, path: Path) -> bool:
 
 def run_all(runs: list[Run], root: Path, jobs: int) -> None:
     start = time.perf_counter()
+    runs = sorted(runs, key=lambda r: r.tree)  # a process keeps one tree loaded
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(run_one, run, str(root)): run for run in runs}
         for future in as_completed(futures):
             run, metrics = futures[future], future.result()
-            logging.info("[%5.0f s] %-60s UF1 %.3f UAR %.3f (%.0f s of training)", time.perf_counter() - start,
-                         run.name, metrics["overall"]["uf1"], metrics["overall"]["uar"], train_seconds(metrics))
+            logging.info("[%5.0f s] %-50s UF1 %.3f UAR %.3f", time.perf_counter() - start, run.name,
+                         metrics["overall"]["uf1"], metrics["overall"]["uar"])
 
 
 # ----------------------------------------------------------------------------------------------
-# tables and plot
+# statistics: paired over the same trees, subjects and seeds
 
 
-def train_seconds(metrics: dict) -> float:
-    return sum(fold["seconds"] for fold in metrics["folds"])
+@dataclass
+class Predictions:
+    """The pooled LOSO predictions of one run: integer labels, predictions and subject of each sample."""
+
+    y: np.ndarray
+    p: np.ndarray
+    subject: np.ndarray
+    sample_id: np.ndarray
 
 
-def results(root: Path) -> dict[Run, dict]:
-    found = {}
-    for run in plan():
-        path = root / "runs" / run.name / "metrics.json"
-        if path.is_file():
-            found[run] = json.loads(path.read_text())
-    return found
+def read_run(root: Path, run: Run, classes: dict[str, int]) -> Predictions | None:
+    path = root / "runs" / run.name / "predictions.csv"
+    if not path.is_file() or not (path.parent / "metrics.json").is_file():
+        return None
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = sorted(csv.DictReader(handle), key=lambda r: r["sample_id"])
+    code = lambda name: classes.setdefault(name, len(classes))  # noqa: E731
+    return Predictions(np.array([code(r["label"]) for r in rows]), np.array([code(r["prediction"]) for r in rows]),
+                       np.array([r["subject"] for r in rows]), np.array([r["sample_id"] for r in rows]))
 
 
-def cell(values: list[float], digits: int = 3) -> str:
-    if not values:
-        return "-"
+def uf1(y: np.ndarray, p: np.ndarray, k: int) -> float:
+    """MEGC UF1 over the classes present in y (as mer_train.metrics)."""
+    cm = np.zeros((k, k))
+    np.add.at(cm, (y, p), 1)
+    present = cm.sum(1) > 0
+    tp = np.diag(cm)
+    f1 = 2 * tp / np.maximum(cm.sum(1) + cm.sum(0), 1)
+    return float(f1[present].mean())
+
+
+def paired(a: list[Predictions], b: list[Predictions], k: int, tree_of: list[str], n_boot: int = 2000,
+           rng_seed: int = 0) -> dict:
+    """The difference UF1(a) - UF1(b), averaged over paired runs (same tree and seed), with a 95 %
+    bootstrap interval (subjects resampled within each tree, every seed of a tree with the same
+    draw) and a two-sided paired permutation p (each (tree, subject) swaps a and b with prob 1/2)."""
+    rng = np.random.default_rng(rng_seed)
+    trees = sorted(set(tree_of))
+    observed = float(np.mean([uf1(x.y, x.p, k) - uf1(z.y, z.p, k) for x, z in zip(a, b)]))
+    subjects = {t: np.unique(next(x.subject for x, tt in zip(a, tree_of) if tt == t)) for t in trees}
+    index = [{s: np.flatnonzero(x.subject == s) for s in subjects[t]} for x, t in zip(a, tree_of)]
+
+    def delta(draw: dict[str, np.ndarray] | None, swap: dict[str, set] | None) -> float:
+        out = []
+        for i, (x, z, t) in enumerate(zip(a, b, tree_of)):
+            rows = np.concatenate([index[i][s] for s in draw[t]]) if draw else np.arange(len(x.y))
+            pa, pb = x.p.copy(), z.p.copy()
+            if swap:
+                flip = np.isin(x.subject, list(swap[t]))
+                pa[flip], pb[flip] = z.p[flip], x.p[flip]
+            out.append(uf1(x.y[rows], pa[rows], k) - uf1(x.y[rows], pb[rows], k))
+        return float(np.mean(out))
+
+    boot = [delta({t: rng.choice(subjects[t], size=len(subjects[t])) for t in trees}, None) for _ in range(n_boot)]
+    perms = [delta(None, {t: {s for s in subjects[t] if rng.random() < 0.5} for t in trees}) for _ in range(n_boot)]
+    p_value = (1 + sum(abs(d) >= abs(observed) - 1e-12 for d in perms)) / (1 + n_boot)
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return {"delta": observed, "low": float(low), "high": float(high), "p": float(p_value), "pairs": len(a)}
+
+
+def mean_sd(values: list[float]) -> str:
     values = np.asarray(values, dtype=float)
-    std = values.std(ddof=1) if len(values) > 1 else 0.0
-    return f"{values.mean():.{digits}f} ± {std:.{digits}f}" + ("" if len(values) > 1 else " (1 seed)")
+    return f"{values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0:.3f}"
 
 
-def pick(found: dict, preset: str, method: str, changes: tuple = (), seeds=(0, 1, 2)) -> list[dict]:
-    """The metrics of the finished runs of (preset, method, changes) for `seeds`; runs are looked up
-    by what they compute, not by their part (the main runs also serve the robustness table)."""
-    by_key = {(r.preset, r.method, r.seed, r.changes): m for r, m in found.items()}
-    return [by_key[key] for s in seeds if (key := (preset, method, s, changes)) in by_key]
+def verdict(stat: dict) -> str:
+    sig = "significant" if stat["p"] < 0.05 and (stat["low"] > 0 or stat["high"] < 0) else "not significant"
+    return f"{stat['delta']:+.3f} [{stat['low']:+.3f}, {stat['high']:+.3f}] | {stat['p']:.3f} | {sig}"
 
 
-def metric(runs: list[dict], key: str) -> list[float]:
-    return [m["overall"][key] for m in runs]
+# ----------------------------------------------------------------------------------------------
+# tables
 
 
-def tables(found: dict) -> str:
-    lines = []
-    # main table
-    lines += ["**Main comparison, hard preset** (LOSO over 16 subjects, casme2-5, pooled UF1/UAR; mean ± std "
-              "over seeds; training wall time of the whole LOSO run, summed over folds, on the loaded 2-core "
-              "machine)", "",
-              "| method | seeds | UF1 | UAR | accuracy | training time (s) | s / step |", "|---|---|---|---|---|---|---|"]
-    for method in METHODS:
-        runs = pick(found, "hard", method)
-        if runs:
-            secs = [train_seconds(m) for m in runs]
-            per_step = [train_seconds(m) / (len(m["folds"]) * 40) for m in runs]
-            lines.append(f"| {method} | {len(runs)} | {cell(metric(runs, 'uf1'))} | {cell(metric(runs, 'uar'))} | "
-                         f"{cell(metric(runs, 'accuracy'))} | {np.mean(secs):.0f} | {np.mean(per_step):.3f} |")
-    # easy vs hard
-    lines += ["", "**Is the hard preset hard?** Same size, same config, preset easy vs hard", "",
-              "| method | easy UF1 | hard UF1 | easy UAR | hard UAR |", "|---|---|---|---|---|"]
-    for method in METHODS:
-        easy, hard = pick(found, "easy", method), pick(found, "hard", method)
-        if easy:
-            lines.append(f"| {method} | {cell(metric(easy, 'uf1'))} | {cell(metric(hard, 'uf1'))} | "
-                         f"{cell(metric(easy, 'uar'))} | {cell(metric(hard, 'uar'))} |")
-    # robustness
-    lines += ["", "**Robustness, hard preset** (UF1, mean ± std over seeds 0-1; the 1.0 / 0.0 columns are "
-              "seeds 0-1 of the main table)", "",
-              "| method | subjects 0.25 | subjects 0.5 | subjects 1.0 | label noise 0.1 | label noise 0.2 | noise 0.0 |",
-              "|---|---|---|---|---|---|---|"]
-    for method in METHODS:
-        row = [cell(metric(pick(found, "hard", method, (("subject_fraction", f),), (0, 1)), "uf1"))
-               for f in (0.25, 0.5)]
-        base = cell(metric(pick(found, "hard", method, (), (0, 1)), "uf1"))
-        row += [base] + [cell(metric(pick(found, "hard", method, (("label_noise", n),), (0, 1)), "uf1"))
-                         for n in (0.1, 0.2)] + [base]
-        lines.append(f"| {method} | " + " | ".join(row) + " |")
-    # ablations
-    lines += ["", "**Ablations of LightmanNet, hard preset** (mean ± std over seeds 0-1; the full method is "
-              "second order, k = 1, lambda = 0.5, query loss CE + lambda align)", "",
-              "| variant | UF1 | UAR | training time (s) |", "|---|---|---|---|"]
-    variants = [("LightmanNet (full)", "lightman", ()), ("no auxiliary branch (= maml)", "maml", ()),
-                ("no level two (= multitask)", "multitask", ()),
-                ("first-order inner loop", "lightman", (("first_order", True),)),
-                ("inner steps k = 3", "lightman", (("inner_steps", 3),)),
-                ("inner steps k = 5", "lightman", (("inner_steps", 5),)),
-                ("lambda = 0.1", "lightman", (("align_weight", 0.1),)),
-                ("lambda = 1.0", "lightman", (("align_weight", 1.0),)),
-                ("query loss CE only (outer_align false)", "lightman", (("outer_align", False),))]
-    for label, method, changes in variants:
-        runs = pick(found, "hard", method, changes, (0, 1))
-        if runs:
-            lines.append(f"| {label} | {cell(metric(runs, 'uf1'))} | {cell(metric(runs, 'uar'))} | "
-                         f"{np.mean([train_seconds(m) for m in runs]):.0f} |")
-    # schedule length
-    lines += ["", "**UF1 vs schedule length, hard preset** (each a fixed schedule, scored once at its end; "
-              "seeds 0-1)", "", "| method | 10 steps (25 %) | 20 steps (50 %) | 40 steps (100 %) |",
-              "|---|---|---|---|"]
-    for method in METHODS:
-        row = [cell(metric(pick(found, "hard", method, (("steps", n),), (0, 1)), "uf1")) for n in (10, 20)]
-        row.append(cell(metric(pick(found, "hard", method, (), (0, 1)), "uf1")))
-        lines.append(f"| {method} | " + " | ".join(row) + " |")
-    lines += ["", f"Runs finished: {len(found)} of {len(plan())}."]
+def comparison(root: Path, part: str, variants, reference: str, trees: list[str], seeds, title: str) -> list[str]:
+    """Rows of `variants` on `trees` x `seeds` runs that all of them finished (paired), against `reference`."""
+    classes: dict[str, int] = {}
+    preds = {v: {(t, s): read_run(root, Run(part if v not in MAIN else "main", t, v, s), classes)
+                 for t in trees for s in seeds} for v in variants}
+    pairs = [(t, s) for t in trees for s in seeds if all(preds[v][(t, s)] is not None for v in variants)]
+    lines = [title, "", f"Paired runs: {len(pairs)} (trees {', '.join(sorted({t for t, _ in pairs})) or '-'}; "
+             f"seeds {', '.join(map(str, sorted({s for _, s in pairs}))) or '-'}).", "",
+             f"| variant | UF1 | accuracy | ΔUF1 vs {reference} [95% CI] | p | |", "|---|---|---|---|---|---|"]
+    if not pairs:
+        return lines + ["| (no finished runs yet) | | | | | |", ""]
+    k = len(classes)
+    for v in variants:
+        runs = [preds[v][key] for key in pairs]
+        scores = [uf1(r.y, r.p, k) for r in runs]
+        accuracy = [float((r.y == r.p).mean()) for r in runs]
+        if v == reference:
+            lines.append(f"| {v} ({VARIANTS[v].about}) | {mean_sd(scores)} | {mean_sd(accuracy)} | reference | | |")
+        else:
+            stat = paired(runs, [preds[reference][key] for key in pairs], k, [t for t, _ in pairs])
+            lines.append(f"| {v} ({VARIANTS[v].about}) | {mean_sd(scores)} | {mean_sd(accuracy)} | {verdict(stat)} |")
+    return lines + [""]
+
+
+def attribution(root: Path, seeds) -> list[str]:
+    lines = [f"**Factor attribution** (tree s{TREES[0]}, one difficulty of the hard preset switched off at a time; "
+             "UF1 mean ± std over seeds)", "", "| tree | " + " | ".join(ATTRIBUTION) + " |",
+             "|---" * (1 + len(ATTRIBUTION)) + "|"]
+    for tree in [f"s{TREES[0]}"] + [f"s{TREES[0]}-{f}" for f in FACTORS]:
+        cells = []
+        for v in ATTRIBUTION:
+            found = [json.loads(p.read_text())["overall"]["uf1"] for s in seeds[:2]
+                     if (p := root / "runs" / Run("attribution", tree, v, s).name / "metrics.json").is_file()]
+            cells.append(mean_sd(found) + f" (n={len(found)})" if found else "-")
+        lines.append(f"| {tree} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def pilot(root: Path) -> list[str]:
+    lines = [f"**Pilot** (tree s{PILOT_TREE}, never reported): UF1 and final training loss by schedule length "
+             "(seeds 0-1)", "", "| variant | " + " | ".join(f"{n} steps UF1 | {n} steps loss" for n in PILOT_STEPS) + " |",
+             "|---" * (1 + 2 * len(PILOT_STEPS)) + "|"]
+    for v in ("erm", "lightman"):
+        cells = []
+        for n in PILOT_STEPS:
+            ms = [json.loads(p.read_text()) for s in (0, 1)
+                  if (p := root / "runs" / Run("pilot", f"s{PILOT_TREE}", v, s, n).name / "metrics.json").is_file()]
+            cells += [mean_sd([m["overall"]["uf1"] for m in ms]) if ms else "-",
+                      mean_sd([np.mean([f["final_loss"] for f in m["folds"]]) for m in ms]) if ms else "-"]
+        lines.append(f"| {v} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def strata(root: Path, seeds) -> list[str]:
+    """UF1 by planted amplitude and by confounded vs clean subject (benchmarks/stratify.py)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from stratify import clip_truth, load_truth, read_predictions, stratified_scores
+
+    lines = ["**Where it helps** (pooled over trees and seeds of the main table; UF1 per stratum)", ""]
+    for by in ("amplitude_bin", "subject_cues"):
+        table: dict[str, dict[str, list]] = {}
+        for v in ("erm", "lightman-v1", "lightman"):
+            rows = []
+            for t in TREES:
+                truth = clip_truth([load_truth(root / "raw" / f"casme2-s{t}")])
+                for s in seeds:
+                    path = root / "runs" / Run("main", f"s{t}", v, s).name / "predictions.csv"
+                    if path.is_file():
+                        for key, score in stratified_scores(read_predictions(path), truth, by).items():
+                            table.setdefault(key, {}).setdefault(v, []).append(score["uf1"])
+        if table:
+            lines += [f"| {by} | erm | lightman-v1 | lightman |", "|---|---|---|---|"]
+            for key in sorted(table):
+                lines.append(f"| {key} | " + " | ".join(mean_sd(table[key][v]) if table[key].get(v) else "-"
+                                                       for v in ("erm", "lightman-v1", "lightman")) + " |")
+            lines.append("")
+    return lines
+
+
+def tables(root: Path, seeds) -> str:
+    trees = [f"s{t}" for t in TREES]
+    lines = pilot(root)
+    lines += comparison(root, "main", MAIN, "erm", trees, seeds,
+                        "**Inductive protocol** (the test subject is never touched): LOSO over 16 subjects, "
+                        "casme2-5, pooled UF1; mean ± std over paired (tree, seed) runs; ΔUF1 bootstrapped over "
+                        "subjects within trees, paired permutation p (2000 draws)")
+    lines += comparison(root, "controls", CONTROLS, "lightman", trees, seeds,
+                        "**Controls** (inductive): do the macro-expressions add anything?")
+    lines += comparison(root, "transductive", TRANSDUCTIVE, "erm+tent", trees, seeds,
+                        "**Transductive protocol** (adapted on the test subject's unlabelled clips; not comparable "
+                        "with the inductive table above)")
+    lines += attribution(root, seeds)
+    try:
+        lines += strata(root, seeds)
+    except (ImportError, FileNotFoundError) as error:  # a tree deleted since: the strata need its truth
+        lines += [f"(strata not computed: {error})", ""]
+    done = sum((root / "runs" / r.name / "metrics.json").is_file() for r in plan(seeds))
+    lines += [f"Runs finished: {done} of {len(plan(seeds))} planned with seeds {', '.join(map(str, seeds))}."]
     return "\n".join(lines) + "\n"
-
-
-def plot(found: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=120)
-    fractions = (0.25, 0.5, 1.0)
-    for i, method in enumerate(METHODS):
-        means, stds, xs = [], [], []
-        for f in fractions:
-            runs = pick(found, "hard", method, () if f == 1.0 else (("subject_fraction", f),), (0, 1))
-            if runs:
-                values = metric(runs, "uf1")
-                xs.append(f + (i - 1.5) * 0.012)
-                means.append(np.mean(values))
-                stds.append(np.std(values, ddof=1) if len(values) > 1 else 0)
-        if xs:
-            ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=method)
-    ax.set_xticks(fractions, ["0.25\n(~4 subjects)", "0.5\n(~8)", "1.0\n(15)"])
-    ax.set_xlabel("fraction of the training subjects used per fold")
-    ax.set_ylabel("UF1 (pooled LOSO, hard preset)")
-    ax.set_title("Fewer training people, hard synthetic CASME II", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 def write_doc(text: str) -> None:
@@ -263,25 +367,26 @@ def write_doc(text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", type=Path, default=REPO / "benchmarks" / "results" / "study" / "i7",
+    parser.add_argument("--root", type=Path, default=REPO / "benchmarks" / "results" / "study" / "i14",
                         help="data and runs go here (git-ignored)")
-    parser.add_argument("--parts", default="main,easy,robust,ablation,schedule")
+    parser.add_argument("--parts", default="pilot,main,transductive,controls,attribution")
+    parser.add_argument("--seeds", type=int, default=len(SEEDS), help="use the first N seeds")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--tables-only", action="store_true")
+    parser.add_argument("--no-doc", action="store_true", help="print the tables, leave docs/method.md alone")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("mer_train").setLevel(logging.WARNING)
-    root = args.root.absolute()
+    root, seeds = args.root.absolute(), SEEDS[:args.seeds]
     if not args.tables_only:
-        parts = args.parts.split(",")
-        runs = [r for r in plan() if r.part in parts]
-        make_data(root, sorted({r.preset for r in runs}))
+        runs = [r for r in plan(seeds) if r.part in args.parts.split(",")]
+        for tree in sorted({r.tree for r in runs}):
+            make_tree(root, tree)
         run_all(runs, root, args.jobs)
-    found = results(root)
-    text = tables(found)
+    text = tables(root, seeds)
     (root / "tables.md").write_text(text, encoding="utf-8")
-    write_doc(text)
-    plot(found, PLOT)
+    if not args.no_doc:
+        write_doc(text)
     print(text)
 
 

@@ -1,0 +1,55 @@
+"""The study's paired statistics (benchmarks/study.py): bootstrap interval and permutation test."""
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from study import Predictions, paired, plan, uf1  # noqa: E402
+
+
+def predictions(y, p, subjects):
+    return Predictions(np.asarray(y), np.asarray(p), np.asarray(subjects), np.arange(len(y)).astype(str))
+
+
+def fake_runs(rng, accuracy, n_subjects=8, per=12, k=3):
+    y = rng.integers(0, k, n_subjects * per)
+    subjects = np.repeat([f"s{i}" for i in range(n_subjects)], per)
+    right = rng.random(len(y)) < accuracy
+    p = np.where(right, y, (y + rng.integers(1, k, len(y))) % k)
+    return predictions(y, p, subjects)
+
+
+def test_uf1_is_the_macro_f1_over_present_classes():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 4, 50), rng.integers(0, 4, 50)
+    y[y == 3] = 0  # class 3 absent from the truth: not averaged
+    assert uf1(y, p, 4) == np.float64(f1_score(y, p, labels=sorted(set(y)), average="macro"))
+
+
+def test_identical_variants_differ_by_nothing_and_are_not_significant():
+    rng = np.random.default_rng(1)
+    runs = [fake_runs(rng, 0.6) for _ in range(3)]
+    stat = paired(runs, runs, 3, ["t1", "t1", "t2"], n_boot=200)
+    assert stat["delta"] == 0 and stat["low"] == 0 and stat["high"] == 0 and stat["p"] == 1.0
+
+
+def test_a_clearly_better_variant_is_significant_and_a_small_noisy_gap_is_not():
+    rng = np.random.default_rng(2)
+    good = [fake_runs(rng, 0.9) for _ in range(4)]
+    bad = [predictions(g.y, np.where(rng.random(len(g.y)) < 0.5, g.p, (g.p + 1) % 3), g.subject) for g in good]
+    stat = paired(good, bad, 3, ["t1", "t1", "t2", "t2"], n_boot=300)
+    assert stat["delta"] > 0.2 and stat["low"] > 0 and stat["p"] < 0.01
+    noisy = [predictions(g.y, np.where(rng.random(len(g.y)) < 0.03, (g.p + 1) % 3, g.p), g.subject) for g in good]
+    stat = paired(good, noisy, 3, ["t1", "t1", "t2", "t2"], n_boot=300)
+    assert stat["low"] < stat["delta"] < stat["high"]
+
+
+def test_the_plan_pairs_every_variant_on_the_same_trees_and_seeds():
+    runs = plan(seeds=(0, 1))
+    main = {(r.tree, r.seed) for r in runs if r.part == "main"}
+    for variant in {r.variant for r in runs if r.part == "main"}:
+        assert {(r.tree, r.seed) for r in runs if r.part == "main" and r.variant == variant} == main
+    assert not any(r.tree == "s100" for r in runs if r.part != "pilot")  # the pilot tree is never reported
