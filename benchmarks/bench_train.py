@@ -104,6 +104,7 @@ def time_parallel(config, worker_counts: list[int], repeat: int) -> list[dict]:
     import mer_train
     from mer_train import distributed
 
+    distributed.quiet_dask()
     rows = []
     for workers in worker_counts:
         start = time.perf_counter()
