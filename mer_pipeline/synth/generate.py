@@ -1,6 +1,9 @@
 """`generate()`: plan a dataset's raw tree, make its subjects, render every video, write the sheets
 and `synth_truth.json`.
 
+`synth_truth()` is the same planning without pixels: the truth document of a tree, for measurements
+on the planted fields (benchmarks/template_oracle.py, benchmarks/stratify.py).
+
 Determinism: every random draw comes from a numpy Generator seeded by (seed, dataset, stream, index);
 frames are encoded by OpenCV with fixed parameters; the truth file has sorted keys and no
 timestamps; xlsx files get fixed dates. The same arguments give byte-identical trees, whatever the
@@ -26,7 +29,7 @@ from . import population as pop
 from .errors import SynthError
 from .layouts import LAYOUTS, get_layout
 from .layouts.base import Clip, Layout, Video, schedule
-from .presets import Preset, effective_preset, factor_state, get_preset, with_factors
+from .presets import MACRO_FACTORS, Preset, effective_preset, factor_state, get_preset, with_factors
 
 GENERATOR_VERSION = "1"
 TRUTH_FILE = "synth_truth.json"
@@ -188,8 +191,11 @@ def _truth_document(layout: Layout, preset: Preset, arguments: dict, people: dic
         "clips": sorted(entries, key=lambda e: e["sample_id"]),
         "quirks": sorted(quirks, key=lambda q: (q["kind"], q.get("sample_id", q.get("path", "")))),
     }
-    if factor_state(preset) is not None:  # the factor switches (hard preset, or any switch given)
-        document["factors"] = factor_state(preset)
+    factors = factor_state(preset)
+    if factors is not None:  # the factor switches (hard preset, or any switch given)
+        if layout.kind == "macro":  # micro-only factors do not apply to a macro-expression tree: null
+            factors = {k: (v if k in MACRO_FACTORS else None) for k, v in factors.items()}
+        document["factors"] = factors
     for name, manner in manners.items():  # hard preset: traits and confounders per subject
         document["subjects"][f"{layout.name}/{name}"].update(_jsonable(manner))
     if preset.population:
