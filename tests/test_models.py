@@ -65,7 +65,7 @@ def test_contract_shapes_and_finite_outputs(name, size):
 @pytest.mark.parametrize("name", MODELS)
 def test_every_parameter_a_method_uses_gets_a_gradient(name, method):
     torch.manual_seed(0)
-    size, classes = 32, 5
+    size, classes = 16, 5
     model = create_model(name, num_classes=classes, input_size=size)  # training mode: dropout as trained
     y = np.tile(np.arange(classes), 4)                              # 4 subjects x 5 classes
     subject = np.repeat([f"d/s{i}" for i in range(4)], classes).astype(object)
