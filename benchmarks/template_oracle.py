@@ -12,8 +12,9 @@ frames and no face detection:
 2. the template of a macro class is the mean of its clips' aligned fields, each scaled to unit L2 norm;
 3. a micro clip whose class has a macro counterpart (its label's single prototype emotion is a macro
    class's prototype: casme2 happiness, surprise, disgust, sadness, fear; not repression, others)
-   is assigned the counterpart class whose template has the largest cosine with its aligned field;
-   only counterpart classes compete (chance 1 / their number).
+   is assigned the macro class whose template has the largest cosine with its aligned field, among
+   all macro classes ("all", as the trainer's nearest macro prototype: chance 1/7 for CK+) or among
+   the counterpart classes only ("counterparts": chance 1 / their number).
 The score is the accuracy of that assignment and its UAR (mean recall over the counterpart classes,
 CASME II's classes being imbalanced). A bench whose oracle is near 1.0 hands the auxiliary branch
 the answer; real posed CK+ templates and spontaneous micro-expressions are far from that.
