@@ -251,3 +251,20 @@ def test_a_broken_video_is_a_failure_line_not_a_crash(tmp_path):
     (line,) = [json.loads(x) for x in (tmp_path / "out" / "failures.jsonl").read_text().splitlines()]
     assert line["sample_id"] == "videos/empty" and line["stage"] == "read" and "empty (0 bytes)" in line["message"]
     assert _rows(tmp_path / "out" / "videos.csv")[0]["status"] == "failed"
+
+
+def test_a_200_fps_video_is_scored_at_a_stride_and_reported_in_its_own_frame_numbers():
+    """SAMM-LV: 200 fps, every 7th frame scanned (scan_fps 30); k = 42 and 119 frames."""
+    rng = np.random.default_rng(1)
+    positions = np.arange(0, 4200, 7)
+    t = np.arange(len(positions))
+    regions = {}
+    for k in (42, 119):
+        values = 0.05 + 0.01 * rng.standard_normal((len(positions), len(NAMES)))
+        for name in ("brow_right", "brow_left", "nose"):
+            values[:, NAMES.index(name)] += 0.5 * np.exp(-0.5 * ((t - 50) / 1.5) ** 2)
+        regions[k] = values.astype(np.float32)
+    video = LongVideo("samm-lv", "006_1", "006", 200.0, None, {n + 1: None for n in range(4200)})  # files from 1
+    (found,) = find_intervals(video, Signals(positions, 7, regions, 200.0), SpotConfig())
+    assert found.apex == 351 and found.kind == "micro"  # position 350 is frame number 351
+    assert found.onset < 351 < found.offset and found.offset - found.onset + 1 <= 100
