@@ -95,7 +95,8 @@ def summary(rows: list[dict]) -> list[dict]:
 def behind(rows: list[dict]) -> int:
     """How many models score a lower UF1 with lightman than with erm."""
     uf1 = {(r["model"], r["method"]): r["uf1"] for r in rows}
-    return sum(uf1[(m, "lightman")] < uf1[(m, "erm")] for m, method in uf1 if method == "erm" and (m, "lightman") in uf1)
+    models = [m for m, method in uf1 if method == "erm" and (m, "lightman") in uf1]
+    return sum(uf1[(m, "lightman")] < uf1[(m, "erm")] for m in models)
 
 
 def markdown(rows: list[dict], params: dict, specs: dict, meta: dict) -> str:
@@ -195,7 +196,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--subjects", type=int, default=3, help="synthetic subjects per dataset")
     parser.add_argument("--clips", type=int, default=6, help="synthetic clips per subject")
-    parser.add_argument("--work", type=Path, default=RESULTS / "models_table", help="synthetic trees and shards (cached)")
+    parser.add_argument("--work", type=Path, default=RESULTS / "models_table",
+                        help="synthetic trees and shards (cached)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "models.md")
     parser.add_argument("--json", type=Path, default=RESULTS / "models_table.json")
     parser.add_argument("--from-json", type=Path, help="write --out from a saved --json, without training")
