@@ -117,6 +117,7 @@ def _synth_long(dataset, out, videos, seed, faces, overwrite):
         summary = generate_long(dataset, out, seed=seed, spec=spec, faces=faces, overwrite=overwrite)
     except MerError as error:
         raise click.ClickException(str(error)) from error
-    click.echo(f"Wrote {summary['videos']} long {dataset} videos ({summary['frames']} frames, {summary['bytes'] / 1e6:.1f} MB; "
-               f"{summary['micro']} micro, {summary['macro']} macro, {summary['distractors']} distractors) to {out} in "
-               f"{summary['seconds']:.1f} s; truth: {summary['annotations']}, {summary['truth']}")
+    click.echo(f"Wrote {summary['videos']} long videos in the {dataset} layout ({summary['frames']} frames, "
+               f"{summary['bytes'] / 1e6:.1f} MB; {summary['micro']} micro, {summary['macro']} macro, "
+               f"{summary['distractors']} distractors) to {out} in {summary['seconds']:.1f} s; "
+               f"truth: {summary['annotations']}, {summary['truth']}")
