@@ -302,7 +302,8 @@ def spot_command(dataset, raw, out, annotations, backend, size, flow_method, fps
 @click.option("--truth", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Ground-truth CSV (video, onset, apex, offset, kind) [default: OUT/ground_truth.csv].")
 @click.option("--predictions", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="A recogniser's predictions (sample_id + class) of OUT's shards: adds the spot-then-recognise score.")
+              help="A recogniser's predictions (sample_id + class) of OUT's shards: adds the spot-then-recognise "
+                   "score.")
 @click.option("--column", default=None, help="Predicted-class column of --predictions [default: predicted].")
 def spot_eval_command(out, truth, predictions, column):
     """MEGC spotting F1 of a `mer-prep spot` run: IoU >= 0.5, one-to-one, pooled; micro, macro, overall.

@@ -91,7 +91,8 @@ def test_synthetic_cas2_long_videos_carry_their_truth_in_the_real_sheet(cas2_lon
                                 for v in truth["videos"] for e in v["expressions"])
     assert len(from_sheet) == len(planted)
     quiet = [v for v in truth["videos"] if not v["expressions"]]
-    assert len(quiet) == 1 and {d["kind"] for d in quiet[0]["distractors"]} >= {"blink", "talking", "head_turn", "light"}
+    assert len(quiet) == 1
+    assert {d["kind"] for d in quiet[0]["distractors"]} >= {"blink", "talking", "head_turn", "light"}
     assert not videos[quiet[0]["video"]].truth
     for video in videos.values():  # frames numbered from 1 in every video, as CAS(ME)^2 numbers them
         assert video.numbers[0] == 1 and len(video.numbers) == 420
@@ -176,7 +177,8 @@ def test_end_to_end_synth_spot_shards_eval(cas2_long, tmp_path):
     overall = metrics["counts"]["overall"]
     assert overall["tp"] >= 2, metrics["counts"]  # of the 3 planted expressions
     assert metrics["distractor_only"]["false_positives"] <= 2, metrics["per_video"]
-    assert metrics["f1_overall"] == pytest.approx(2 * overall["tp"] / (2 * overall["tp"] + overall["fp"] + overall["fn"]))
+    tp, fp, fn = overall["tp"], overall["fp"], overall["fn"]
+    assert metrics["f1_overall"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
 
 
 def test_samm_long_videos_layout_and_sheet(tmp_path):
@@ -203,8 +205,9 @@ def test_samm_long_videos_layout_and_sheet(tmp_path):
     book.save(root / "SAMM_LongVideos_V3_Release.xlsx")
     videos = {v.name: v for v in find_long_videos("samm-lv", root)}
     assert sorted(videos) == ["006_1", "007_3"]
-    assert videos["006_1"].fps == 200.0 and videos["006_1"].subject == "006" and videos["006_1"].numbers == [1, 2, 3, 4, 5]
-    assert sorted((t.onset, t.apex, t.offset, t.kind) for t in videos["006_1"].truth) == [(1, 3, 5, "macro"), (2, 3, 4, "micro")]
+    first = videos["006_1"]
+    assert (first.fps, first.subject, first.numbers) == (200.0, "006", [1, 2, 3, 4, 5])
+    assert sorted((t.onset, t.apex, t.offset, t.kind) for t in first.truth) == [(1, 3, 5, "macro"), (2, 3, 4, "micro")]
     assert [(t.onset, t.apex, t.offset) for t in videos["007_3"].truth] == [(2, None, 3)]
 
 

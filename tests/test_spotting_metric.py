@@ -24,7 +24,8 @@ def test_iou_of_exactly_one_half_is_a_true_positive():
     metrics = spotting_metrics([I(0, 9)], [I(0, 4)])
     assert metrics["counts"]["micro"] == {"tp": 1, "fp": 0, "fn": 0, "precision": 1.0, "recall": 1.0, "f1": 1.0}
     metrics = spotting_metrics([I(0, 10)], [I(0, 4)])  # 5 / 11 < 0.5
-    assert (metrics["counts"]["micro"]["tp"], metrics["counts"]["micro"]["fp"], metrics["counts"]["micro"]["fn"]) == (0, 1, 1)
+    micro = metrics["counts"]["micro"]
+    assert (micro["tp"], micro["fp"], micro["fn"]) == (0, 1, 1)
     assert metrics["f1_micro"] == 0.0
 
 
@@ -113,7 +114,8 @@ def spot_dir(tmp_path):
            [["a", 0, 4, 9, "micro", 9.0, "videos/a/a_000000"], ["a", 100, 130, 160, "macro", 8.0, "videos/a/a_000100"],
             ["quiet", 10, 12, 15, "micro", 7.0, "videos/quiet/quiet_000010"]])
     _write(tmp_path / "ground_truth.csv", ["video", "onset", "apex", "offset", "kind", "emotion"],
-           [["a", 1, 4, 9, "micro", "happy"], ["a", 100, 120, 150, "macro", "sad"], ["a", 300, 310, 320, "micro", "sad"]])
+           [["a", 1, 4, 9, "micro", "happy"], ["a", 100, 120, 150, "macro", "sad"],
+            ["a", 300, 310, 320, "micro", "sad"]])
     _write(tmp_path / "videos.csv", ["video", "seconds", "status"], [["a", 60, "ok"], ["quiet", 30, "ok"]])
     return tmp_path
 

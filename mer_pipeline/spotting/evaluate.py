@@ -107,9 +107,11 @@ def summary_line(metrics: dict) -> str:
         return "n/a" if value is None else f"{value:.3f}"
 
     c = metrics["counts"]
-    line = (f"F1 micro {show(metrics['f1_micro'])} (TP {c['micro']['tp']}, FP {c['micro']['fp']}, FN {c['micro']['fn']}), "
-            f"macro {show(metrics['f1_macro'])} (TP {c['macro']['tp']}, FP {c['macro']['fp']}, FN {c['macro']['fn']}), "
-            f"overall {show(metrics['f1_overall'])}")
+    def counts(kind):
+        return f"(TP {c[kind]['tp']}, FP {c[kind]['fp']}, FN {c[kind]['fn']})"
+
+    line = (f"F1 micro {show(metrics['f1_micro'])} {counts('micro')}, macro {show(metrics['f1_macro'])} "
+            f"{counts('macro')}, overall {show(metrics['f1_overall'])}")
     if metrics.get("false_positives_per_minute") is not None:
         line += f"; {metrics['false_positives_per_minute']:.2f} false positives per minute"
     distractors = metrics.get("distractor_only") or {}

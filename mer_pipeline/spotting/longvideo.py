@@ -176,7 +176,8 @@ def find_cas2(raw: Path, annotations: Path | None = None, fps: float | None = No
             subject = "s" + str(int(folder.name.split("_")[0]))
             videos[folder] = LongVideo("cas2", name, subject, float(fps or cas2.FPS), folder, frames)
     try:
-        sheet = Path(annotations) if annotations else find_annotation(Path(raw), cas2.SHEETS, "CAS(ME)^2code_final.xlsx")
+        sheet = Path(annotations) if annotations else find_annotation(Path(raw), cas2.SHEETS,
+                                                                      "CAS(ME)^2code_final.xlsx")
     except AnnotationError:
         log.warning("%s: no CAS(ME)^2code_final.xlsx; spotting without ground truth", raw)
         return list(videos.values())
@@ -212,8 +213,8 @@ def find_samm_lv(raw: Path, annotations: Path | None = None, fps: float | None =
     pattern = re.compile(r"\d{3}_\d+")
     root = find_tree(raw, has_child_matching(pattern.pattern), prefer=("samm_longvideos",))
     if root is None:
-        raise DatasetLayoutError(f"{raw}: no SAMM Long Videos tree found. Expected SAMM_longvideos/006_1/006_1_0001.jpg "
-                                 "in RAW; point RAW at the download folder")
+        raise DatasetLayoutError(f"{raw}: no SAMM Long Videos tree found. Expected "
+                                 "SAMM_longvideos/006_1/006_1_0001.jpg in RAW; point RAW at the download folder")
     videos = {}
     for folder in sorted(c for c in root.iterdir() if c.is_dir() and pattern.fullmatch(c.name)):
         frames = list_frames(folder)
@@ -221,7 +222,8 @@ def find_samm_lv(raw: Path, annotations: Path | None = None, fps: float | None =
             videos[folder.name] = LongVideo("samm-lv", folder.name, folder.name.split("_")[0],
                                             float(fps or SAMM_LV_FPS), folder, frames)
     try:
-        sheet = Path(annotations) if annotations else find_annotation(raw, SAMM_LV_SHEETS, "SAMM_LongVideos_V3_Release.xlsx")
+        sheet = Path(annotations) if annotations else find_annotation(raw, SAMM_LV_SHEETS,
+                                                                      "SAMM_LongVideos_V3_Release.xlsx")
     except AnnotationError:
         log.warning("%s: no SAMM_LongVideos_*_Release.xlsx; spotting without ground truth", raw)
         return list(videos.values())
