@@ -374,10 +374,8 @@ def generate_long(dataset: str, out: Path, *, seed: int = 0, spec: LongSpec = Lo
                                        spec.frame_size, spec.face_width, False)
         rng = _rng(seed, dataset, "long-video", i)
         head, expressions, truth = _video_motion(rng, spec, subject, video.events)
-        video.events = truth
-        shifted = [{**e, **{k: e[k] + video.first for k in ("onset", "apex", "offset")}} for e in truth]
         frames, size = _write_video(out, dataset, spec, video, _frames(spec, subject, head, expressions, rng))
-        video.events = shifted
+        video.events = shifted = [_numbered(e, video.first) for e in truth]  # rendered from 0, numbered as stored
         n_frames += frames
         n_bytes += size
         records.append({"video": video.name, "subject": video.subject, "path": str(video.path),
@@ -398,6 +396,14 @@ def generate_long(dataset: str, out: Path, *, seed: int = 0, spec: LongSpec = Lo
             "macro": sum(e["kind"] == "macro" for e in expressions),
             "distractors": sum(len(r["distractors"]) for r in records), "annotations": sheet, "truth": truth_path,
             "seconds": round(time.perf_counter() - started, 2)}
+
+
+def _numbered(event: dict, first: int) -> dict:
+    """An event's frames as the layout numbers them (CAS(ME)^2 from 1, video files from 0)."""
+    out = {**event, **{k: event[k] + first for k in ("onset", "apex", "offset")}}
+    if "syllables" in event:
+        out["syllables"] = [[n + first for n in syllable] for syllable in event["syllables"]]
+    return out
 
 
 def _plain(value):
