@@ -54,11 +54,11 @@ class TrainConfig:
     inner_lr: float = 0.05              # alpha, level-one step size
     first_order: bool = False           # drop the second-order term of the meta-gradient
     outer_align: bool = True            # lightman: query loss = CE + lambda * align (False: CE only)
-    outer_base_weight: float = 0.0      # beta: outer loss = L_query(adapted) + beta * L_support(base weights)
+    outer_base_weight: float = 1.0      # beta: outer loss = L_query(adapted) + beta * L_support(base weights)
     task_unit: str = "halves"           # halves: support and query from two halves of the training subjects |
                                         # subject: one subject, inner = label-free auxiliary loss, outer = CE on its clips
     # the auxiliary target (multitask, lightman)
-    aux_target: str = "class_macro"     # class_macro (needs the label) | nearest_macro | self (label-free)
+    aux_target: str = "nearest_macro"   # nearest_macro | self (label-free) | class_macro (needs the label: a baseline)
     aux_gate: float = 0.2               # nearest_macro: no target when the best prototype's cosine is below this
     aux_control: str = "none"           # none | shuffled (templates permuted) | random (random smooth fields)
     aux_smooth: float = 0.1             # self: weight of the smoothness term of the decoded displacement

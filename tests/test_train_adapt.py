@@ -69,7 +69,7 @@ TASKS = [(np.array([0, 1, 2, 3]), np.array([6, 7, 8])), (np.array([0, 1, 2, 3, 4
 SUBJECT_SETS = [np.array([0, 1, 2, 3, 4]), np.array([6, 7, 8])]
 
 OBJECTIVES = [
-    ("class_macro", {}),
+    ("class_macro", {"outer_base_weight": 0.0}),  # the first reading
     ("class_macro", {"outer_base_weight": 0.5}),
     ("nearest_macro", {"outer_base_weight": 0.3}),
     ("self", {}),
@@ -106,7 +106,7 @@ def test_inner_lr_zero_makes_lightman_the_multitask_loss_on_the_same_samples(pro
     query samples (value and gradient)."""
     model, params, x, y, _, _ = problem
     align = aligns(problem)["class_macro"]
-    config = TrainConfig(meta_batch=2, inner_lr=0.0, align_weight=0.5)
+    config = TrainConfig(meta_batch=2, inner_lr=0.0, align_weight=0.5, outer_base_weight=0.0)
     leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
     lightman = outer_loss(model, leaves, config, x, y, FixedTasks(TASKS), align)
     multitask = sum(branch_loss(model, leaves, x[q], y[q], align, 0.5) for _, q in TASKS) / len(TASKS)
@@ -170,9 +170,10 @@ def test_controls_permute_every_template_or_replace_them(fake_root):  # noqa: F8
 
 def test_configs_that_would_read_labels_at_test_time_are_refused():
     with pytest.raises(ConfigError, match="label-free"):
-        TrainConfig().replace(test_adapt_steps=3)  # class_macro needs the label
+        TrainConfig().replace(aux_target="class_macro", test_adapt_steps=3)  # class_macro needs the label
     with pytest.raises(ConfigError, match="task_unit"):
-        TrainConfig().replace(task_unit="subject")
+        TrainConfig().replace(method="maml", task_unit="subject")
+    assert TrainConfig().replace(task_unit="subject", test_adapt_steps=1).aux_target == "nearest_macro"
     assert protocol(TrainConfig().replace(test_adapt_steps=3, test_adapt_loss="entropy")) == "transductive"
     assert protocol(TrainConfig().replace(subject_norm=True)) == "transductive"
     assert protocol(TrainConfig().replace(eval_adapt=3)) == "inductive"

@@ -46,7 +46,7 @@ def test_overrides_win_and_are_checked_too():
     ("steps: 0", "steps = 0 in {path}: must be at least 1"),
     ("first_order: yes please", "first_order = 'yes please' in {path}: expected true or false"),
     ("method: adam", "method = 'adam' in {path}: choose one of lightman, erm, multitask, maml"),
-    ("classes: casme2-7", "classes = 'casme2-7' in {path}: choose one of casme2-5, samm-5, megc2019-3, casme3-7"),
+    ("classes: casme2-7", "classes = 'casme2-7' in {path}: choose one of casme2-5, samm-5, megc2019-3, casme3-7, as-written"),
     ("- a\n- list", "{path}: a config is a mapping of keys to values, got list"),
 ])
 def test_bad_values_name_the_field_and_the_file(tmp_path, text, message):
