@@ -37,6 +37,8 @@ def run_options(fn):
                      help="Class set [default: inferred from the datasets; several datasets: megc2019-3]."),
         click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
                      help="YAML config (configs/*.yaml) [default: the built-in lightman defaults]."),
+        click.option("--model", help="A registered model (`mer-train list`); its own input size unless --set "
+                                    "input_size=N [default: slimcnn, or the config's]."),
         click.option("--device", type=click.Choice(DEVICES), help="auto takes CUDA (bf16) when present [default: auto]."),
         click.option("--seed", type=int, help="Seed of weights, batches and tasks [default: 0]."),
         click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: runs/<method>-<time>]."),
@@ -55,9 +57,13 @@ def run_options(fn):
     return functools.reduce(lambda f, option: option(f), reversed(options), fn)
 
 
-def _config(config_path: str | None, assignments: tuple[str, ...], **flags: Any):
+def _config(config_path: str | None, assignments: tuple[str, ...], model: str | None = None, **flags: Any):
     overrides = dict(parse_assignment(a) for a in assignments)
     overrides |= {k: list(v) if isinstance(v, tuple) else v for k, v in flags.items() if v not in (None, ())}
+    if model:  # --model M takes M's own input size (docs/models.md) unless --set input_size=N says otherwise
+        from .models import get_input_spec
+
+        overrides = {"model": model, "input_size": get_input_spec(model).size, **overrides}
     return load_config(config_path, overrides)
 
 
@@ -102,7 +108,7 @@ def main() -> None:
 @click.option("--method", type=click.Choice(METHODS), help="Method [default: lightman, or the config's].")
 @run_options
 @_errors
-def train(method, shards, macro_shards, classes, config_path, device, seed, out, assignments, workers, scheduler,
+def train(method, shards, macro_shards, classes, config_path, model, device, seed, out, assignments, workers, scheduler,
           quiet) -> None:
     """Train and evaluate one method with LOSO; write the run directory.
 
@@ -119,7 +125,7 @@ def train(method, shards, macro_shards, classes, config_path, device, seed, out,
 
     _logging(quiet, workers, scheduler)
     config = _config(config_path, assignments, method=method, shards=shards, macro_shards=macro_shards,
-                     classes=classes, device=device, seed=seed, out=out)
+                     classes=classes, model=model, device=device, seed=seed, out=out)
     result = run(config, progress=not quiet, workers=workers, scheduler=scheduler)
     overall = result.metrics["overall"]
     click.echo(f"{result.config.method} on {result.metrics['class_set']}, {len(result.metrics['folds'])} LOSO folds, "
@@ -138,7 +144,7 @@ def train(method, shards, macro_shards, classes, config_path, device, seed, out,
               help="Number of seeds (--seed, --seed + 1, ...).")
 @run_options
 @_errors
-def compare(methods, seeds, shards, macro_shards, classes, config_path, device, seed, out, assignments, workers,
+def compare(methods, seeds, shards, macro_shards, classes, config_path, model, device, seed, out, assignments, workers,
             scheduler, quiet) -> None:
     """Run several methods on the same folds and seeds; write a markdown table of UF1 and UAR.
 
@@ -155,7 +161,7 @@ def compare(methods, seeds, shards, macro_shards, classes, config_path, device, 
 
     _logging(quiet, workers, scheduler)
     config = _config(config_path, assignments, shards=shards, macro_shards=macro_shards, classes=classes,
-                     device=device, seed=seed, out=out)
+                     model=model, device=device, seed=seed, out=out)
     result = run(config, [m.strip() for m in methods.split(",") if m.strip()], seeds, progress=not quiet,
                  workers=workers, scheduler=scheduler)
     click.echo(result.table, nl=False)
@@ -189,7 +195,7 @@ def list_() -> None:
 @click.option("--method", type=click.Choice(METHODS), help="Method [default: lightman, or the config's].")
 @run_options
 @_errors
-def tune(grid_options, inner_folds, method, shards, macro_shards, classes, config_path, device, seed, out, assignments,
+def tune(grid_options, inner_folds, method, shards, macro_shards, classes, config_path, model, device, seed, out, assignments,
          quiet, **others) -> None:
     """Nested LOSO: choose config values on each fold's training subjects only, then test once.
 
@@ -209,7 +215,7 @@ def tune(grid_options, inner_folds, method, shards, macro_shards, classes, confi
         raise click.UsageError(f"mer-train tune does not take --{given[0].replace('_', '-')} yet")
     _logging(quiet)
     config = _config(config_path, assignments, method=method, shards=shards, macro_shards=macro_shards,
-                     classes=classes, device=device, seed=seed, out=out)
+                     classes=classes, model=model, device=device, seed=seed, out=out)
     result = run(config, parse_grid(grid_options), inner_folds=inner_folds, progress=not quiet)
     overall, tuning = result.metrics["overall"], result.metrics["tuning"]
     click.echo(f"tune {result.metrics['method']} on {result.metrics['class_set']}: {len(result.metrics['folds'])} "
@@ -226,7 +232,7 @@ def tune(grid_options, inner_folds, method, shards, macro_shards, classes, confi
 @click.option("--method", type=click.Choice(METHODS), help="Method [default: lightman, or the config's].")
 @run_options
 @_errors
-def fit(method, shards, macro_shards, classes, config_path, device, seed, out, assignments, quiet, **others) -> None:
+def fit(method, shards, macro_shards, classes, config_path, model, device, seed, out, assignments, quiet, **others) -> None:
     """Train one final model on every subject of the shards, for use: OUT/model.pt.
 
     The LOSO run (`mer-train train`) is the evaluation; fit trains the same config once on all
@@ -244,7 +250,7 @@ def fit(method, shards, macro_shards, classes, config_path, device, seed, out, a
     if not out:
         raise click.UsageError("mer-train fit needs --out DIR (model.pt is written there)")
     config = _config(config_path, assignments, method=method, shards=shards, macro_shards=macro_shards,
-                     classes=classes, device=device, seed=seed, out=out)
+                     classes=classes, model=model, device=device, seed=seed, out=out)
     result = run(config, progress=not quiet)
     click.echo(f"{result.config.method} fitted on every subject of {', '.join(result.config.shards)}")
     click.echo(f"Model: {result.model_path}")

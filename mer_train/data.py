@@ -57,6 +57,8 @@ class MerData:
     macro_emotion: np.ndarray   # (M,) canonical emotion as written (prototypes per source emotion)
     face_mask: torch.Tensor     # (1, 1, H, W) 1 inside the face region
     photo: torch.Tensor | None = None  # (N, 4, H, W) apex - onset, d/dx, d/dy of the frames, flow RMS in pixels
+    landmarks: np.ndarray | None = None  # (68, 2) mean onset landmarks at the input size (the template's
+                                         # geometry, for region models); None without 68-point landmarks
     dropped: dict[str, dict[str, int]] = field(default_factory=dict)
     sources: list[dict] = field(default_factory=list)
 
@@ -136,6 +138,7 @@ def load_data(config: TrainConfig, *, classes: tuple[str, ...] | None = None,
         macro_emotion=np.array([canonical_emotion(e) for e in column(macro, "emotion")], dtype=object),
         face_mask=mask, dropped=dropped, sources=sources,
         photo=torch.cat([photometric(p, size, mask, config.input_norm) for p in micro]),
+        landmarks=mean_landmarks(micro, size),
     )
     log.info("loaded %d micro samples (%d subjects) and %d macro samples, classes %s",
              len(data.y), len(data.subjects), len(data.macro_y), class_set.name)
@@ -191,6 +194,16 @@ def motion_input(flow: np.ndarray, strain: np.ndarray, size: int, mask: torch.Te
         uv = uv / ((uv.pow(2).sum(1, keepdim=True) * mask).sum((2, 3), keepdim=True) / area).sqrt().clamp_min(EPS)
         strain = strain / ((strain.pow(2) * mask).sum((2, 3), keepdim=True) / area).sqrt().clamp_min(EPS)
     return torch.cat([uv, strain], dim=1)
+
+
+def mean_landmarks(parts: list[dict], size: int) -> np.ndarray | None:
+    """(68, 2) mean onset landmarks of the micro samples in input pixels: every face is aligned to one
+    template, so this is the template's geometry (where htnet_lite cuts its eye and mouth regions)."""
+    points = [p["landmarks"] * (size / p["size"]) for p in parts if p["landmarks"].ndim == 3 and p["landmarks"].shape[1] == 68]
+    if not points:
+        return None
+    mean = np.concatenate(points).mean(0)
+    return mean.astype(np.float32) if np.isfinite(mean).all() else None
 
 
 def photometric(part: dict, size: int, mask: torch.Tensor, norm: str) -> torch.Tensor:

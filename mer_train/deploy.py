@@ -27,7 +27,6 @@ from .config import TrainConfig, build_config, load_config, protocol, save_confi
 from .data import PREP_KEYS, MerData, load_data
 from .errors import DataError, TrainError
 from .loso import cpu_threads, require_runnable, resolve_device
-from .models import create_model
 
 log = logging.getLogger("mer_train")
 
@@ -74,6 +73,7 @@ def fit(config: TrainConfig | str | os.PathLike | None = None, *, data: MerData 
         "format": MODEL_FORMAT, "config": config.to_dict(), "classes": list(data.classes), "class_set": data.class_set,
         "model": config.model, "input_size": config.input_size, "input_norm": config.input_norm,
         "prep": shard_prep(data), "protocol": protocol(config), "face_mask": data.face_mask.cpu(),
+        "landmarks": None if data.landmarks is None else torch.from_numpy(data.landmarks),
         "weights": [{k: v.detach().cpu() for k, v in w.items()} for w in weights],
         "align": None if align is None else {
             "targets": align.targets.cpu(), "has_target": align.has_target.cpu(),
@@ -147,7 +147,9 @@ def predict(model: str | os.PathLike | dict, shards: Sequence[str | os.PathLike]
         check_prep(checkpoint, data)
         dev = resolve_device(device)
         data = data.to(dev)
-        net = create_model(checkpoint["model"], num_classes=len(classes), input_size=checkpoint["input_size"]).to(dev)
+        if checkpoint.get("landmarks") is not None:  # the trained model's template geometry (region models)
+            data.landmarks = checkpoint["landmarks"].numpy()
+        net = trainer.build_model(config, data).to(dev)
         weights = [{k: v.to(dev) for k, v in w.items()} for w in checkpoint["weights"]]
         align = _align(checkpoint, data, config, dev)
         if config.test_adapt_steps and align is None and config.test_adapt_loss == "aux":

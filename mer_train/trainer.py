@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from .config import TrainConfig, protocol
 from .data import FoldSampler, MerData, macro_prototypes, macro_targets, subject_centered, training_set, unit_field
 from .errors import TrainError
-from .models import create_model
+from .models import create_model, get_input_spec
 
 log = logging.getLogger("mer_train")
 
@@ -366,7 +366,7 @@ def train_model(config: TrainConfig, data: MerData, fold: int, test_subject: str
     train_index, y = training_set(config, fold, data, train_index)  # subject_fraction, label_noise (training only)
     sampler = FoldSampler(y.cpu().numpy(), data.subject, train_index, rng)
 
-    model = create_model(config.model, num_classes=len(data.classes), input_size=config.input_size).to(device)
+    model = build_model(config, data).to(device)
     params = dict(model.named_parameters())
     # foreach: each Adam op runs over all tensors at once, not per tensor (~1 ms less per CPU step); same bits
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
@@ -389,6 +389,12 @@ def train_model(config: TrainConfig, data: MerData, fold: int, test_subject: str
         optimizer.step()
         curve.append(loss.item())
     return Trained(model, x, y, train_index, align, curve, time.perf_counter() - start)
+
+
+def build_model(config: TrainConfig, data: MerData) -> torch.nn.Module:
+    """The config's model for the data's classes; region models get the template's landmarks."""
+    extra = {"landmarks": data.landmarks} if get_input_spec(config.model).landmarks and data.landmarks is not None else {}
+    return create_model(config.model, num_classes=len(data.classes), input_size=config.input_size, **extra)
 
 
 def autocast_for(device: torch.device):
