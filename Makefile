@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DEMO   ?= demo
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench clean-demo
+.PHONY: install demo test test-fast bench docs clean-demo
 
 install: $(STAMP)
 
@@ -41,6 +41,9 @@ test-fast: install
 bench: install
 	$(BIN)/python benchmarks/bench_prep.py
 	$(BIN)/python benchmarks/bench_train.py
+
+docs: install
+	$(BIN)/python docs/generate_cli.py
 
 clean-demo:
 	rm -rf $(DEMO)

@@ -74,3 +74,14 @@ def test_every_command_is_documented(runner):
     if tctx is not None and hasattr(train_cli.main, "list_commands"):
         for name in train_cli.main.list_commands(tctx):
             assert f"mer-train {name}" in text, f"docs/cli.md lacks `mer-train {name}`"
+
+
+def test_the_generated_cli_reference_is_current():
+    """docs/cli.md's reference section is `--help` of every command; regenerate with `make docs`."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generate_cli", DOCS / "generate_cli.py")
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    text = (DOCS / "cli.md").read_text()
+    assert generate.render(text) == text, "docs/cli.md is stale: run `make docs`"
