@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed, trainer
-from .config import TrainConfig, load_config, save_config
+from .config import TrainConfig, load_config, protocol, save_config
 from .data import MerData, load_data
 from .errors import ConfigError, DataError, MissingMacroShards, TrainError
 from .metrics import pooled_metrics
@@ -169,11 +169,6 @@ def _local_device(name: str) -> str:
         return name
 
 
-def protocol(config: TrainConfig) -> str:
-    """transductive when the model adapts on the test subject's unlabelled inputs, else inductive."""
-    return "transductive" if getattr(config, "test_adapt_steps", 0) > 0 else "inductive"
-
-
 @contextmanager
 def cpu_threads(threads: int):
     """Use `threads` CPU threads inside the block (0: leave torch's setting), then restore it."""
@@ -207,7 +202,7 @@ def require_runnable(config: TrainConfig, data: MerData) -> None:
             + (f", and --method {config.method} at least 3 (tasks take support and query sets from different "
                "training subjects); use --method erm" if bilevel else "")
         )
-    if not auxiliary or len(data.macro_y):
+    if not auxiliary or len(data.macro_y) or (config.aux_target == "self" and not config.aux_macro_pull):
         return
     dropped = data.dropped.get("macro")
     found = (f"the macro-expression samples found ({', '.join(f'{k} x{n}' for k, n in sorted(dropped.items()))}) "

@@ -230,3 +230,16 @@ def test_eval_adapt_and_test_time_adaptation_are_reproducible_by_seed(fake_root,
     assert np.array_equal(first, again)
     assert not np.array_equal(first, fold_probs(config.replace(seed=1), data, subject))
     assert np.allclose(first.sum(1), 1)
+
+
+def test_self_alignment_needs_no_macro_expressions_and_the_others_still_do(fake_root, fake_data):  # noqa: F811
+    from mer_train.errors import MissingMacroShards
+    from mer_train.loso import require_runnable
+
+    no_macro = replace(fake_data, macro_field=fake_data.macro_field[:0], macro_y=fake_data.macro_y[:0],
+                       macro_subject=fake_data.macro_subject[:0], macro_emotion=fake_data.macro_emotion[:0])
+    require_runnable(short(fake_root, aux_target="self"), no_macro)
+    with pytest.raises(MissingMacroShards):
+        require_runnable(short(fake_root, aux_target="self", aux_macro_pull=0.5), no_macro)
+    with pytest.raises(MissingMacroShards):
+        require_runnable(short(fake_root), no_macro)

@@ -172,11 +172,8 @@ def test_compare_never_puts_two_protocols_in_one_table():
 def test_a_config_with_test_adaptation_is_recorded_as_transductive():
     config = mer_train.load_config(CI)
     assert loso.protocol(config) == "inductive"
-
-    class Transductive:
-        test_adapt_steps = 3
-
-    assert loso.protocol(Transductive()) == "transductive"
+    assert loso.protocol(config.replace(test_adapt_steps=3)) == "transductive"
+    assert loso.protocol(config.replace(subject_norm=True)) == "transductive"
 
 
 @pytest.mark.parametrize("args, words", [
