@@ -108,10 +108,9 @@ class Run:
 def plan(seeds=SEEDS) -> list[Run]:
     """Every run, most telling first: a study cut short keeps its main table over all trees."""
     runs = [Run("pilot", f"s{PILOT_TREE}", v, s, n) for n in PILOT_STEPS for v in ("erm", "lightman") for s in (0, 1)]
-    for seed in seeds:
-        runs += [Run("main", f"s{t}", v, seed) for t in TREES for v in MAIN]
-        runs += [Run("transductive", f"s{t}", v, seed) for t in TREES for v in TRANSDUCTIVE]
-        runs += [Run("controls", f"s{t}", v, seed) for t in TREES for v in CONTROLS if v not in MAIN]
+    runs += [Run("main", f"s{t}", v, seed) for seed in seeds for t in TREES for v in MAIN]
+    runs += [Run("transductive", f"s{t}", v, seed) for seed in seeds for t in TREES for v in TRANSDUCTIVE]
+    runs += [Run("controls", f"s{t}", v, seed) for seed in seeds for t in TREES for v in CONTROLS if v not in MAIN]
     for seed in seeds[:2]:
         runs += [Run("attribution", f"s{TREES[0]}-{f}", v, seed) for f in FACTORS for v in ATTRIBUTION]
     return runs
@@ -153,8 +152,7 @@ def run_one(run: Run, root: str) -> dict:
     done = root / "runs" / run.name / "metrics.json"
     if done.is_file() and _same_config(config, done.parent / "config.yaml"):
         return json.loads(done.read_text())
-    if run.tree not in _DATA:
-        _DATA.clear()  # one tree at a time per process
+    if run.tree not in _DATA:  # a few MB per tree
         _DATA[run.tree] = load_data(config)
     return mer_train.train(config, data=_DATA[run.tree], scheduler="synchronous").metrics
 
@@ -169,7 +167,6 @@ def _same_config(config, path: Path) -> bool:
 
 def run_all(runs: list[Run], root: Path, jobs: int) -> None:
     start = time.perf_counter()
-    runs = sorted(runs, key=lambda r: r.tree)  # a process keeps one tree loaded
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(run_one, run, str(root)): run for run in runs}
         for future in as_completed(futures):
