@@ -64,8 +64,10 @@ VARIANTS = {
     # inductive
     "erm": Variant("erm", (), "CE only"),
     "multitask": Variant("multitask", (("aux_target", "nearest_macro"),), "CE + lambda align (nearest macro), one level"),
+    "multitask-v1": Variant("multitask", (("aux_target", "class_macro"),), "CE + lambda align (class macro: needs the label)"),
     "maml": Variant("maml", (("outer_base_weight", 1.0),), "bi-level, no auxiliary branch"),
-    "lightman-v1": Variant("lightman", (), "the first reading: class_macro target, base weights evaluated"),
+    "lightman-v1": Variant("lightman", (("aux_target", "class_macro"), ("outer_base_weight", 0.0)),
+                           "the first reading: class_macro target, beta = 0, base weights evaluated"),
     "lightman": Variant("lightman", (("aux_target", "nearest_macro"), ("outer_base_weight", 1.0)),
                         "nearest-macro target, beta = 1"),
     "lightman-eval-adapt": Variant("lightman", (("aux_target", "nearest_macro"), ("eval_adapt", 4)),
