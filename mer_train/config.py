@@ -9,14 +9,23 @@ import difflib
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import yaml
 
 from .errors import ConfigError
 from .labels import CLASS_SET_NAMES
 
-METHODS = ("lightman", "erm", "multitask", "maml")
+class Method(NamedTuple):
+    """What a method is made of (docs/method.md, Baselines): two levels, an auxiliary branch."""
+
+    bilevel: bool
+    auxiliary: bool
+
+
+# The one table of methods; the CLI's choices, `mer-train list` and the trainer read it.
+METHODS = {"lightman": Method(True, True), "erm": Method(False, False), "multitask": Method(False, True),
+           "maml": Method(True, False)}
 CLASS_SETS = CLASS_SET_NAMES  # casme2-5, samm-5, megc2019-3, casme3-7, as-written (mer_train/labels.py)
 DEVICES = ("auto", "cpu", "cuda")
 INPUT_NORMS = ("rms", "none")
@@ -216,8 +225,8 @@ def _validate(config: TrainConfig, origin: dict[str, str]) -> None:
                           "(the fraction of training labels flipped)")
     if not 0 <= config.aux_mask_ratio < 1:
         raise ConfigError(f"aux_mask_ratio = {config.aux_mask_ratio} in {where('aux_mask_ratio')}: must be in [0, 1)")
-    auxiliary = config.method in ("multitask", "lightman")
-    if config.task_unit == "subject" and not (config.method == "lightman" and config.aux_target in LABEL_FREE_TARGETS):
+    auxiliary = METHODS[config.method].auxiliary
+    if config.task_unit == "subject" and not (METHODS[config.method] == (True, True) and config.aux_target in LABEL_FREE_TARGETS):
         raise ConfigError(
             f"task_unit = subject in {where('task_unit')}: the inner loop adapts on one subject's clips with the "
             "label-free auxiliary loss, so it needs method lightman and aux_target nearest_macro or self "

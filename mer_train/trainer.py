@@ -23,15 +23,13 @@ import torch.nn.functional as F
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from .config import TrainConfig, protocol
+from .config import METHODS, TrainConfig, protocol
 from .data import FoldSampler, MerData, macro_prototypes, macro_targets, subject_centered, training_set, unit_field
 from .errors import TrainError
 from .models import create_model, get_input_spec
 
 log = logging.getLogger("mer_train")
 
-#            (bi-level, auxiliary branch)
-METHODS = {"erm": (False, False), "multitask": (False, True), "maml": (True, False), "lightman": (True, True)}
 
 
 @dataclass
