@@ -16,7 +16,7 @@ CUDA row says "no GPU".
 
 `--parallel 1,2` instead times one full LOSO of the first method as Dask tasks
 (`mer_train.train(..., scheduler=ADDRESS)`) on a local cluster of 1, then 2 worker processes (one
-torch thread each), the cluster started before the clock; parallel efficiency = T(1) / (n * T(n)).
+torch thread each), the cluster started before the clock; parallel efficiency = T(1) / (n * T(n)), and the workers' busy share = (sum of fold times) / (n * T(n)).
 `--repeat R` runs R LOSOs (seeds s, s+1, ...) on each cluster and records each worker's resident
 memory (VmRSS) and peak (VmHWM) after each: memory per worker must not grow with the folds it has
 trained. The first LOSO on a cluster includes the workers' imports and their one load of the shards.
@@ -127,18 +127,22 @@ def time_parallel(config, worker_counts: list[int], repeat: int) -> list[dict]:
     for row in rows:
         base = next((r for r in rows if r["workers"] == 1 and r["loso"] == row["loso"]), None)
         row["efficiency"] = base and base["loso_wall_s"] / (row["workers"] * row["loso_wall_s"])
+        # the share of the workers' time spent in folds: what the orchestration loses, apart from
+        # folds that run slower side by side (a shared machine, memory bandwidth)
+        row["busy"] = row["fold_s"] / (row["workers"] * row["loso_wall_s"])
     return rows
 
 
 def parallel_table(rows: list[dict]) -> str:
-    lines = ["| method | workers | LOSO # | folds | LOSO wall | sum of fold times | efficiency | UF1 "
-             "| worker RSS / peak (MiB) | shard loads | load (before-after) |", "|---" * 11 + "|"]
+    lines = ["| method | workers | LOSO # | folds | LOSO wall | sum of fold times | efficiency | workers busy | UF1 "
+             "| worker RSS / peak (MiB) | shard loads | load (before-after) |", "|---" * 12 + "|"]
     for r in rows:
         memory = ", ".join(f"{m['rss_mib']:.0f} / {m['peak_mib']:.0f}" for m in r["workers_memory"])
         loads = ", ".join(str(m["loads"]) for m in r["workers_memory"])
         efficiency = "" if r.get("efficiency") is None else f"{100 * r['efficiency']:.0f}%"
+        busy = "" if r.get("busy") is None else f"{100 * r['busy']:.0f}%"
         lines.append(f"| {r['method']} | {r['workers']} | {r['loso']} | {r['folds']} | {r['loso_wall_s']:.0f} s "
-                     f"| {r['fold_s']:.0f} s | {efficiency} | {r['uf1']:.3f} | {memory} | {loads} "
+                     f"| {r['fold_s']:.0f} s | {efficiency} | {busy} | {r['uf1']:.3f} | {memory} | {loads} "
                      f"| {r['load_before']:.1f}-{r['load_after']:.1f} |")
     return "\n".join(lines)
 
