@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .config import METHODS, TrainConfig
+from .config import METHODS, VARIANTS, TrainConfig
 from .errors import ConfigError
 from .report import write_json
 from .loso import train_runs
@@ -28,26 +28,29 @@ class CompareResult:
 def compare(config: TrainConfig, methods: Sequence[str] = ("erm", "multitask", "maml", "lightman"),
             seeds: int | Sequence[int] = 3, out: str | Path | None = None, progress: bool = False, *,
             workers: int | None = None, scheduler: str | None = None) -> CompareResult:
-    """Run every method of `methods` with `config` (only `method`, `seed` and `out` change) for each
-    seed; write out/compare.md and out/compare.json. All folds of all runs are tasks of one
+    """Run every method of `methods` with `config` (only `method`, `seed` and `out` change; a named
+    variant of `mer_train.config.VARIANTS`, e.g. `erm+tent`, also sets its keys) for each seed;
+    write out/compare.md and out/compare.json. All folds of all runs are tasks of one
     scheduler (see `mer_train.train`), under one progress bar.
 
         result = compare(load_config("configs/ci.yaml", {"shards": ["out"]}), seeds=3, workers=2)
         print(result.table)
     """
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in METHODS and m not in VARIANTS]
     if unknown or not methods:
         raise ConfigError(f"--methods: unknown method(s) {', '.join(unknown) or '(none given)'}; "
-                          f"choose from {', '.join(METHODS)}")
+                          f"choose from {', '.join(METHODS)} or the variants {', '.join(VARIANTS)}")
     seeds = list(range(config.seed, config.seed + seeds)) if isinstance(seeds, int) else list(seeds)
     out = Path(out or config.out or f"runs/compare-{datetime.now():%Y%m%d-%H%M%S}")
-    configs = [config.replace(method=method, seed=seed, out=str(out / f"{method}-seed{seed}"))
-               for method in methods for seed in seeds]
+    variants = {m: VARIANTS.get(m, (m, {})) for m in methods}
+    configs = [config.replace(method=variants[name][0], **variants[name][1], seed=seed,
+                              out=str(out / f"{name}-seed{seed}"))
+               for name in methods for seed in seeds]
     results = train_runs(configs, progress=progress, workers=workers, scheduler=scheduler,
                          desc=f"compare: {len(methods)} method(s) x {len(seeds)} seed(s)")
     runs: dict[str, list[dict]] = {}
-    for result in results:
-        runs.setdefault(result.config.method, []).append(result.metrics)
+    for name, result in zip([n for n in methods for _ in seeds], results):
+        runs.setdefault(name, []).append(result.metrics)
     class_set = results[0].metrics["class_set"]
     table = comparison_tables(runs, seeds, class_set)
     out.mkdir(parents=True, exist_ok=True)

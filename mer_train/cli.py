@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .config import CLASS_SETS, DEVICES, METHODS, load_config, parse_assignment
+from .config import CLASS_SETS, DEVICES, METHODS, VARIANTS, load_config, parse_assignment
 from .distributed import DEFAULT_SCHEDULER, LOCAL, SYNCHRONOUS
 from .errors import TrainError
 
@@ -139,7 +139,8 @@ def train(method, shards, macro_shards, classes, config_path, model, device, see
 
 @main.command()
 @click.option("--methods", default="erm,multitask,maml,lightman", show_default=True,
-              help="Comma-separated methods to compare.")
+              help="Comma-separated methods or named variants to compare (transductive: "
+                   "erm+subject-norm,erm+tent,multitask+ttt,lightman+tta; `mer-train list` shows all).")
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
               help="Number of seeds (--seed, --seed + 1, ...).")
 @run_options
@@ -181,6 +182,8 @@ def list_() -> None:
     from .models import list_models
 
     click.echo("methods: " + ", ".join(METHODS))
+    click.echo("variants (mer-train compare --methods): " + ", ".join(
+        f"{name} = {method} + {', '.join(f'{k}={v}' for k, v in keys.items())}" for name, (method, keys) in VARIANTS.items()))
     click.echo("models: " + ", ".join(list_models()))
     click.echo("class sets:")
     for name, class_set in SETS.items():

@@ -26,6 +26,17 @@ class Method(NamedTuple):
 # The one table of methods; the CLI's choices, `mer-train list` and the trainer read it.
 METHODS = {"lightman": Method(True, True), "erm": Method(False, False), "multitask": Method(False, True),
            "maml": Method(True, False)}
+# Named variants for `mer-train compare --methods` (docs/method.md): a method and the keys it sets.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "lightman-v1": ("lightman", {"aux_target": "class_macro", "outer_base_weight": 0.0}),  # the first reading
+    "multitask-v1": ("multitask", {"aux_target": "class_macro"}),
+    # transductive: adapted on the test subject's unlabelled clips (never in one table with the above)
+    "erm+subject-norm": ("erm", {"subject_norm": True}),
+    "erm+tent": ("erm", {"test_adapt_steps": 5, "test_adapt_lr": 0.01, "test_adapt_loss": "entropy",
+                         "test_adapt_params": "norm"}),
+    "multitask+ttt": ("multitask", {"test_adapt_steps": 1, "test_adapt_lr": 0.05}),
+    "lightman+tta": ("lightman", {"task_unit": "subject", "test_adapt_steps": 1, "test_adapt_lr": 0.05}),
+}
 CLASS_SETS = CLASS_SET_NAMES  # casme2-5, samm-5, megc2019-3, casme3-7, as-written (mer_train/labels.py)
 DEVICES = ("auto", "cpu", "cuda")
 INPUT_NORMS = ("rms", "none")

@@ -90,9 +90,12 @@ def train_runs(configs: list[TrainConfig], *, data: MerData | None = None, progr
         if not distributed.is_remote(scheduler):  # a remote cluster's workers have their own devices
             resolve_device(config.device)
         require_runnable(config, run_data)
-        runs.append(_Run(config, run_data, f"{config.method} seed {config.seed}", []))
+        name = f"{config.method} seed {config.seed}"
+        if any(r.name == name for r in runs) and config.out:  # named variants of one method: their run folders
+            name = f"{name} ({Path(config.out).name})"
+        runs.append(_Run(config, run_data, name, []))
     if len({run.name for run in runs}) < len(runs):
-        raise ConfigError("two runs of the same method and seed: give each run its own method or seed")
+        raise ConfigError("two runs with the same run directory name: give each run its own --out")
 
     tasks = [task for run in runs for task in _plan(run)]
     local, moved = {}, {}

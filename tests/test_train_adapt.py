@@ -5,6 +5,7 @@ never its labels)."""
 from dataclasses import replace
 
 import numpy as np
+import yaml
 import pytest
 import torch
 
@@ -243,3 +244,23 @@ def test_self_alignment_needs_no_macro_expressions_and_the_others_still_do(fake_
         require_runnable(short(fake_root, aux_target="self", aux_macro_pull=0.5), no_macro)
     with pytest.raises(MissingMacroShards):
         require_runnable(short(fake_root), no_macro)
+
+
+@pytest.mark.slow
+def test_compare_runs_named_variants_and_keeps_the_protocols_apart(fake_root, tmp_path):  # noqa: F811
+    from click.testing import CliRunner
+
+    from mer_train.cli import main
+
+    result = CliRunner().invoke(main, ["compare", "--shards", str(fake_root), "--config", "configs/ci.yaml",
+                                       "--methods", "erm,lightman-v1,erm+tent,lightman+tta", "--seeds", "1",
+                                       "--set", "steps=2", "--scheduler", "synchronous", "--out", str(tmp_path), "-q"])
+    assert result.exit_code == 0, result.output
+    inductive, transductive = result.output.split("Transductive protocol")
+    assert "Inductive protocol" in inductive and "Not comparable" in inductive
+    assert "| erm |" in inductive and "| lightman-v1 |" in inductive and "tent" not in inductive
+    assert "| erm+tent |" in transductive and "| lightman+tta |" in transductive
+    saved = yaml.safe_load((tmp_path / "lightman+tta-seed0" / "config.yaml").read_text())
+    assert saved["task_unit"] == "subject" and saved["test_adapt_steps"] == 1
+    unknown = CliRunner().invoke(main, ["compare", "--shards", str(fake_root), "--methods", "erm,tentt"])
+    assert unknown.exit_code == 1 and "tentt" in unknown.output and "erm+tent" in unknown.output
