@@ -328,3 +328,40 @@ def test_gpu_check_script_parses_and_refuses_unknown_options():
     assert usage.returncode == 0 and "--cpu-dry-run" in usage.stdout and "< 5 minutes" in usage.stdout
     wrong = subprocess.run(["bash", str(script), "--gpus", "2"], capture_output=True, text=True)
     assert wrong.returncode == 2 and "unknown option --gpus" in wrong.stderr
+
+
+@pytest.mark.slow
+def test_a_killed_run_on_workers_leaves_no_worker_behind_and_resumes(fake_root, tmp_path):  # noqa: F811
+    import signal
+
+    import psutil
+    import torch
+
+    steps = ["--set", "steps=60"]
+    reference = tmp_path / "reference"
+    train_cli("--shards", fake_root, "--config", CI, "--method", "erm", *steps, "--scheduler", "synchronous", "-q",
+              "--out", reference)
+    run = tmp_path / "run"
+    process = subprocess.Popen([str(Path(sys.executable).parent / "mer-train"), "--shards", str(fake_root), "--config",
+                                str(CI), "--method", "erm", *steps, "--workers", "2", "-q", "--out", str(run)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while len(list((run / "checkpoints").glob("fold-*.pt"))) < 2:
+        assert process.poll() is None, process.communicate()[1].decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    workers = psutil.Process(process.pid).children(recursive=True)
+    assert workers, "the local cluster runs in worker processes"
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    _, alive = psutil.wait_procs(workers, timeout=60)  # they notice that their parent is gone
+    assert not alive, [p.pid for p in alive]
+    assert not (run / "metrics.json").exists()
+    saved = {p: p.stat().st_mtime_ns for p in (run / "checkpoints").glob("fold-*.pt")}
+    for path in saved:  # every checkpoint under its final name is complete
+        torch.load(path, weights_only=True)
+
+    train_cli("--shards", fake_root, "--config", CI, "--method", "erm", *steps, "--scheduler", "synchronous", "-q",
+              "--out", run)
+    assert all(p.stat().st_mtime_ns == t for p, t in saved.items())  # resumed, not retrained
+    assert files(run) == files(reference)
