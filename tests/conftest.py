@@ -8,6 +8,15 @@ from pathlib import Path
 
 import pytest
 
+@pytest.fixture(autouse=True)
+def folds_in_process(monkeypatch):
+    """mer-train's default runs LOSO folds on a local Dask cluster; the suite's folds are tiny, so they
+    run in the test process unless a test asks for workers (tests/test_train_dask.py does)."""
+    from mer_train import distributed
+
+    monkeypatch.setattr(distributed, "DEFAULT_SCHEDULER", distributed.SYNCHRONOUS)
+
+
 # A small CASME II tree with every planted quirk: 4 subjects x 4 clips, quick to prepare.
 CASME2_SYNTH = dict(subjects=4, clips_per_subject=4, seed=11, quirks=True)
 

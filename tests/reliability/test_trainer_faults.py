@@ -23,7 +23,7 @@ from mer_train.cli import main
 
 CI = Path(__file__).resolve().parents[2] / "configs" / "ci.yaml"
 MER_TRAIN = Path(sys.executable).parent / "mer-train"
-ERM = ["--config", str(CI), "--method", "erm", "-q"]
+ERM = ["--config", str(CI), "--method", "erm", "--scheduler", "synchronous", "-q"]  # folds in fold order
 
 
 @pytest.fixture(scope="module")
