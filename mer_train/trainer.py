@@ -1,10 +1,15 @@
-"""LOSO training of LightmanNet and its baselines, in one loop.
+"""LightmanNet and its baselines: the losses, level one and level two, and one LOSO fold.
 
     method     levels   branches                      loss
     erm        one      primary                       CE
-    multitask  one      primary + auxiliary           CE + lambda * align
-    maml       two      primary                       inner CE, outer CE
-    lightman   two      primary + auxiliary           inner CE + lambda * align, outer CE (+ lambda * align)
+    multitask  one      primary + auxiliary           CE + lambda * L_aux
+    maml       two      primary                       inner CE, outer CE (+ beta * CE at the base weights)
+    lightman   two      primary + auxiliary           inner CE + lambda * L_aux (task_unit subject: L_aux only),
+                                                      outer CE + lambda * L_aux (+ beta * the support loss at the base weights)
+
+L_aux has a label-free target by default (the nearest macro prototype, or masked self-alignment);
+the evaluation is inductive (base or training-support-adapted weights) or, with test_adapt_steps,
+transductive (adapted on the test person's unlabelled clips).
 
 `train_fold(config, data, fold, subject, device)` trains one leave-one-subject-out fold with a
 schedule fixed by the config and predicts its test subject. Read it top to bottom: it is the whole
@@ -29,7 +34,6 @@ from .errors import TrainError
 from .models import create_model, get_input_spec
 
 log = logging.getLogger("mer_train")
-
 
 
 @dataclass
