@@ -64,7 +64,6 @@ VARIANTS = {
     # inductive
     "erm": Variant("erm", (), "CE only"),
     "multitask": Variant("multitask", (("aux_target", "nearest_macro"),), "CE + lambda align (nearest macro), one level"),
-    "multitask-v1": Variant("multitask", (("aux_target", "class_macro"),), "CE + lambda align (class macro: needs the label)"),
     "maml": Variant("maml", (("outer_base_weight", 1.0),), "bi-level, no auxiliary branch"),
     "lightman-v1": Variant("lightman", (("aux_target", "class_macro"), ("outer_base_weight", 0.0)),
                            "the first reading: class_macro target, beta = 0, base weights evaluated"),
@@ -89,6 +88,12 @@ VARIANTS = {
                                    "meta-trained for person adaptation, adapted on the test person"),
 }
 MAIN = ("erm", "multitask", "maml", "lightman-v1", "lightman", "lightman-eval-adapt", "lightman-self")
+# the questions beyond "better than the reference?": each a paired comparison of two variants
+QUESTIONS = [("lightman", "lightman-v1", "main", "does the consistent, label-free reading beat the first one?"),
+             ("lightman", "multitask", "main", "does level two add anything to the auxiliary branch?"),
+             ("lightman", "maml", "main", "does the auxiliary branch add anything to level two?"),
+             ("lightman-person+tta", "multitask+ttt", "transductive",
+              "does meta-training for person adaptation beat plain test-time training?")]
 CONTROLS = ("lightman", "lightman-shuffled", "lightman-random")
 TRANSDUCTIVE = ("erm+subject-norm", "erm+tent", "multitask+ttt", "lightman-person+tta")
 ATTRIBUTION = ("erm", "lightman")
@@ -246,9 +251,22 @@ def mean_sd(values: list[float]) -> str:
     return f"{values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0:.3f}"
 
 
-def verdict(stat: dict) -> str:
-    sig = "significant" if stat["p"] < 0.05 and (stat["low"] > 0 or stat["high"] < 0) else "not significant"
-    return f"{stat['delta']:+.3f} [{stat['low']:+.3f}, {stat['high']:+.3f}] | {stat['p']:.3f} | {sig}"
+def verdict(stat: dict, holm: float | None = None) -> str:
+    """ΔUF1 [CI] | p | significance; `holm` is the Holm-adjusted p of a family of comparisons."""
+    p = stat["p"] if holm is None else holm
+    sig = "significant" if p < 0.05 and (stat["low"] > 0 or stat["high"] < 0) else "not significant"
+    adjusted = "" if holm is None else f" (Holm {holm:.3f})"
+    return f"{stat['delta']:+.3f} [{stat['low']:+.3f}, {stat['high']:+.3f}] | {stat['p']:.3f}{adjusted} | {sig}"
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (same order as given)."""
+    order = np.argsort(p_values)
+    adjusted, running = np.empty(len(p_values)), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -267,15 +285,29 @@ def comparison(root: Path, part: str, variants, reference: str, trees: list[str]
     if not pairs:
         return lines + ["| (no finished runs yet) | | | | | |", ""]
     k = len(classes)
+    stats = {v: paired([preds[v][key] for key in pairs], [preds[reference][key] for key in pairs], k,
+                       [t for t, _ in pairs]) for v in variants if v != reference}
+    adjusted = dict(zip(stats, holm([st["p"] for st in stats.values()]))) if stats else {}
     for v in variants:
         runs = [preds[v][key] for key in pairs]
         scores = [uf1(r.y, r.p, k) for r in runs]
         accuracy = [float((r.y == r.p).mean()) for r in runs]
-        if v == reference:
-            lines.append(f"| {v} ({VARIANTS[v].about}) | {mean_sd(scores)} | {mean_sd(accuracy)} | reference | | |")
-        else:
-            stat = paired(runs, [preds[reference][key] for key in pairs], k, [t for t, _ in pairs])
-            lines.append(f"| {v} ({VARIANTS[v].about}) | {mean_sd(scores)} | {mean_sd(accuracy)} | {verdict(stat)} |")
+        cell = "reference | |" if v == reference else verdict(stats[v], adjusted[v])
+        lines.append(f"| {v} ({VARIANTS[v].about}) | {mean_sd(scores)} | {mean_sd(accuracy)} | {cell} |")
+    return lines + [""]
+
+
+def questions(root: Path, trees: list[str], seeds) -> list[str]:
+    lines = ["**The questions, paired** (same trees, folds and seeds; ΔUF1 = first - second)", "",
+             "| question | first vs second | pairs | ΔUF1 [95% CI] | p | |", "|---|---|---|---|---|---|"]
+    for first, second, part, question in QUESTIONS:
+        classes: dict[str, int] = {}
+        a = {(t, s): read_run(root, Run(part, t, first, s), classes) for t in trees for s in seeds}
+        b = {(t, s): read_run(root, Run(part, t, second, s), classes) for t in trees for s in seeds}
+        keys = [key for key in a if a[key] is not None and b[key] is not None]
+        if keys:
+            stat = paired([a[key] for key in keys], [b[key] for key in keys], len(classes), [t for t, _ in keys])
+            lines.append(f"| {question} | {first} vs {second} | {len(keys)} | {verdict(stat)} |")
     return lines + [""]
 
 
@@ -311,7 +343,7 @@ def pilot(root: Path) -> list[str]:
 def strata(root: Path, seeds) -> list[str]:
     """UF1 by planted amplitude and by confounded vs clean subject (benchmarks/stratify.py)."""
     sys.path.insert(0, str(Path(__file__).parent))
-    from stratify import clip_truth, load_truth, read_predictions, stratified_scores
+    from stratify import bin_order, clip_truth, load_truth, read_predictions, stratified_scores
 
     lines = ["**Where it helps** (pooled over trees and seeds of the main table; UF1 per stratum)", ""]
     for by in ("amplitude_bin", "subject_cues"):
@@ -327,11 +359,49 @@ def strata(root: Path, seeds) -> list[str]:
                             table.setdefault(key, {}).setdefault(v, []).append(score["uf1"])
         if table:
             lines += [f"| {by} | erm | lightman-v1 | lightman |", "|---|---|---|---|"]
-            for key in sorted(table):
+            order = bin_order() if by == "amplitude_bin" else sorted(table)
+            for key in [k for k in order if k in table]:
                 lines.append(f"| {key} | " + " | ".join(mean_sd(table[key][v]) if table[key].get(v) else "-"
                                                        for v in ("erm", "lightman-v1", "lightman")) + " |")
             lines.append("")
     return lines
+
+
+def plot_amplitude(root: Path, seeds, path: Path) -> None:
+    """UF1 by planted amplitude (aligned pixels) for the main variants: where the signal is."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from stratify import bin_order, clip_truth, load_truth, read_predictions, stratified_scores
+
+    shown = [("erm", "main"), ("lightman-v1", "main"), ("lightman", "main"), ("lightman-person+tta", "transductive")]
+    bins = bin_order()
+    fig, ax = plt.subplots(figsize=(6, 3.8), dpi=120)
+    for i, (variant, part) in enumerate(shown):
+        values = {b: [] for b in bins}
+        for t in TREES:
+            truth = clip_truth([load_truth(root / "raw" / f"casme2-s{t}")])
+            for s in seeds:
+                path_csv = root / "runs" / Run(part, f"s{t}", variant, s).name / "predictions.csv"
+                if path_csv.is_file():
+                    for key, score in stratified_scores(read_predictions(path_csv), truth, "amplitude_bin").items():
+                        values[key].append(score["uf1"])
+        xs = [j + (i - 1.5) * 0.08 for j, b in enumerate(bins) if values[b]]
+        if xs:
+            ax.errorbar(xs, [np.mean(values[b]) for b in bins if values[b]],
+                        yerr=[np.std(values[b], ddof=1) if len(values[b]) > 1 else 0 for b in bins if values[b]],
+                        marker="o", capsize=3, label=variant + (" (transductive)" if part == "transductive" else ""))
+    ax.set_xticks(range(len(bins)), bins)
+    ax.set_xlabel("planted amplitude at apex, pixels of the 128 px aligned face")
+    ax.set_ylabel("UF1 within the bin")
+    ax.set_title(f"Hard synthetic CASME II, trees s{', s'.join(map(str, TREES))}, seeds 0-{len(seeds) - 1}", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def tables(root: Path, seeds) -> str:
@@ -346,6 +416,7 @@ def tables(root: Path, seeds) -> str:
     lines += comparison(root, "transductive", TRANSDUCTIVE, "erm+tent", trees, seeds,
                         "**Transductive protocol** (adapted on the test subject's unlabelled clips; not comparable "
                         "with the inductive table above)")
+    lines += questions(root, trees, seeds)
     lines += attribution(root, seeds)
     try:
         lines += strata(root, seeds)
@@ -386,6 +457,7 @@ def main() -> None:
     (root / "tables.md").write_text(text, encoding="utf-8")
     if not args.no_doc:
         write_doc(text)
+        plot_amplitude(root, seeds, PLOT)
     print(text)
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from study import Predictions, paired, plan, uf1  # noqa: E402
+from study import Predictions, holm, paired, plan, uf1  # noqa: E402
 
 
 def predictions(y, p, subjects):
@@ -53,3 +53,8 @@ def test_the_plan_pairs_every_variant_on_the_same_trees_and_seeds():
     for variant in {r.variant for r in runs if r.part == "main"}:
         assert {(r.tree, r.seed) for r in runs if r.part == "main" and r.variant == variant} == main
     assert not any(r.tree == "s100" for r in runs if r.part != "pilot")  # the pilot tree is never reported
+
+
+def test_holm_adjusts_a_family_of_p_values_step_down():
+    assert holm([0.01, 0.04, 0.03]) == [0.03, 0.06, 0.06]
+    assert holm([0.5]) == [0.5]
