@@ -140,21 +140,25 @@ def make_tree(root: Path, tree: str) -> Path:
 _DATA: dict[str, object] = {}
 
 
+DEVICE = "cpu"  # --device: the runs are small; a GPU runs them unchanged with --device cuda
+
+
 def run_config(run: Run, root: Path):
     from mer_train.config import load_config
 
     variant = VARIANTS[run.variant]
     changes = dict(variant.changes) | ({"steps": run.steps} if run.steps else {})
     return load_config(CONFIG, {"shards": [str(root / "sets" / run.tree)], "method": variant.method,
-                                "seed": run.seed, "out": str(root / "runs" / run.name), "device": "cpu", **changes})
+                                "seed": run.seed, "out": str(root / "runs" / run.name), "device": DEVICE, **changes})
 
 
-def run_one(run: Run, root: str) -> dict:
+def run_one(run: Run, root: str, device: str = "cpu") -> dict:
     """Train `run` (in a worker process; a tree's data is loaded once per process)."""
     import mer_train
     from mer_train.data import load_data
 
-    root = Path(root)
+    global DEVICE
+    DEVICE, root = device, Path(root)
     config = run_config(run, root)
     done = root / "runs" / run.name / "metrics.json"
     if done.is_file() and _same_config(config, done.parent / "config.yaml"):
@@ -172,10 +176,10 @@ def _same_config(config, path: Path) -> bool:
     return keep(saved) == keep(config.to_dict())
 
 
-def run_all(runs: list[Run], root: Path, jobs: int) -> None:
+def run_all(runs: list[Run], root: Path, jobs: int, device: str = "cpu") -> None:
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(run_one, run, str(root)): run for run in runs}
+        futures = {pool.submit(run_one, run, str(root), device): run for run in runs}
         for future in as_completed(futures):
             run, metrics = futures[future], future.result()
             logging.info("[%5.0f s] %-50s UF1 %.3f UAR %.3f", time.perf_counter() - start, run.name,
@@ -442,6 +446,7 @@ def main() -> None:
     parser.add_argument("--parts", default="pilot,main,transductive,controls,attribution")
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="use the first N seeds")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     parser.add_argument("--tables-only", action="store_true")
     parser.add_argument("--no-doc", action="store_true", help="print the tables, leave docs/method.md alone")
     args = parser.parse_args()
@@ -452,7 +457,7 @@ def main() -> None:
         runs = [r for r in plan(seeds) if r.part in args.parts.split(",")]
         for tree in sorted({r.tree for r in runs}):
             make_tree(root, tree)
-        run_all(runs, root, args.jobs)
+        run_all(runs, root, args.jobs, args.device)
     text = tables(root, seeds)
     (root / "tables.md").write_text(text, encoding="utf-8")
     if not args.no_doc:
