@@ -259,8 +259,11 @@ def verdict(stat: dict, holm: float | None = None) -> str:
     """ΔUF1 [CI] | p | significance; `holm` is the Holm-adjusted p of a family of comparisons."""
     p = stat["p"] if holm is None else holm
     sig = "significant" if p < 0.05 and (stat["low"] > 0 or stat["high"] < 0) else "not significant"
-    adjusted = "" if holm is None else f" (Holm {holm:.3f})"
-    return f"{stat['delta']:+.3f} [{stat['low']:+.3f}, {stat['high']:+.3f}] | {stat['p']:.3f}{adjusted} | {sig}"
+    def fmt(value: float) -> str:
+        return f"{value:.3f}" if value >= 0.001 else "<0.001"  # 2000 permutations: p >= 1/2001
+
+    adjusted = "" if holm is None else f" (Holm {fmt(holm)})"
+    return f"{stat['delta']:+.3f} [{stat['low']:+.3f}, {stat['high']:+.3f}] | {fmt(stat['p'])}{adjusted} | {sig}"
 
 
 def holm(p_values: list[float]) -> list[float]:
