@@ -26,7 +26,7 @@ from . import trainer
 from .config import TrainConfig, build_config, load_config, protocol, save_config
 from .data import PREP_KEYS, MerData, load_data
 from .errors import DataError, TrainError
-from .loso import cpu_threads, require_runnable, resolve_device
+from .loso import cpu_threads, require_runnable, resolve_device, save_atomic
 
 log = logging.getLogger("mer_train")
 
@@ -82,7 +82,7 @@ def fit(config: TrainConfig | str | os.PathLike | None = None, *, data: MerData 
                        "final_loss": trained.curve[-1] if trained.curve else None},
     }
     path = out / "model.pt"
-    _save_atomic(checkpoint, path)
+    save_atomic(checkpoint, path)
     log.info("fitted %s on %d subjects (%d samples) -> %s", config.method, len(data.subjects), len(data.y), path)
     return FitResult(out, path, config)
 
@@ -205,12 +205,3 @@ def _align(checkpoint: dict, data: MerData, config: TrainConfig, device: torch.d
     return trainer.Align(stored["targets"].to(device), stored["has_target"].to(device), data.face_mask,
                          config.aux_target, config.aux_gate, None if permutation is None else permutation.to(device),
                          config.aux_smooth, config.aux_macro_pull)
-
-
-def _save_atomic(payload: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        torch.save(payload, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)

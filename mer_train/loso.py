@@ -230,12 +230,17 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
 def save_checkpoint(path: Path, config: TrainConfig, data: MerData, result: dict[str, Any]) -> None:
     checkpoint = {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "classes": list(data.classes),
                   "model": config.model, "input_size": config.input_size, **result}
+    save_atomic(checkpoint, path)
+
+
+def save_atomic(payload: dict[str, Any], path: Path) -> None:
+    """torch.save to a temporary name, fsync, rename: the file is complete or absent, never half-written."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as handle:
-        torch.save(checkpoint, handle)
+        torch.save(payload, handle)
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(tmp, path)  # a checkpoint is complete or absent, never half-written
+    os.replace(tmp, path)
 
 
 def load_fold(path: Path, config: TrainConfig, subject: str, data: MerData) -> dict[str, Any] | None:
