@@ -187,13 +187,22 @@ def resize(array: np.ndarray, size: int) -> torch.Tensor:
 
 def motion_input(flow: np.ndarray, strain: np.ndarray, size: int, mask: torch.Tensor, norm: str) -> torch.Tensor:
     """(N, 2, S, S) flow + (N, S, S) strain -> (N, 3, size, size) model input [u, v, strain]."""
-    uv = resize(flow, size) * (size / flow.shape[-1])  # (N, 2, H, W) in pixels of the resized frame
-    strain = resize(strain[:, None], size)              # (N, 1, H, W), strain has no unit
+    uv = resized_flow(flow, size)           # (N, 2, H, W) in pixels of the resized frame
+    strain = resize(strain[:, None], size)  # (N, 1, H, W), strain has no unit
     if norm == "rms":
-        area = mask.sum()
-        uv = uv / ((uv.pow(2).sum(1, keepdim=True) * mask).sum((2, 3), keepdim=True) / area).sqrt().clamp_min(EPS)
-        strain = strain / ((strain.pow(2) * mask).sum((2, 3), keepdim=True) / area).sqrt().clamp_min(EPS)
+        uv = uv / rms(uv, mask).clamp_min(EPS)
+        strain = strain / rms(strain, mask).clamp_min(EPS)
     return torch.cat([uv, strain], dim=1)
+
+
+def resized_flow(flow: np.ndarray, size: int) -> torch.Tensor:
+    """(N, 2, S, S) flow in pixels -> (N, 2, size, size) in pixels of the resized frame."""
+    return resize(flow, size) * (size / flow.shape[-1])
+
+
+def rms(field: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, 1, 1, 1): the root mean square magnitude over the face region `mask`."""
+    return ((field.pow(2).sum(1, keepdim=True) * mask).sum((2, 3), keepdim=True) / mask.sum()).sqrt()
 
 
 def mean_landmarks(parts: list[dict], size: int) -> np.ndarray | None:
@@ -223,8 +232,7 @@ def photometric(part: dict, size: int, mask: torch.Tensor, norm: str) -> torch.T
     ix[..., 1:-1] = (mean[..., 2:] - mean[..., :-2]) / 2
     iy[..., 1:-1, :] = (mean[..., 2:, :] - mean[..., :-2, :]) / 2
     if norm == "rms":
-        uv = resize(part["flow"], size) * (size / part["flow"].shape[-1])
-        scale = ((uv.pow(2).sum(1, keepdim=True) * mask).sum((2, 3), keepdim=True) / mask.sum()).sqrt()
+        scale = rms(resized_flow(part["flow"], size), mask)
     else:
         scale = torch.ones(n, 1, 1, 1)
     return torch.cat([apex - onset, ix, iy, scale.expand(n, 1, size, size)], dim=1)
