@@ -59,14 +59,20 @@ class Variant:
         return "transductive" if changes.get("test_adapt_steps", 0) or changes.get("subject_norm") else "inductive"
 
 
-TTA = (("test_adapt_steps", 1), ("test_adapt_lr", 0.05))  # = the meta-trained inner step (k = 1, alpha = 0.05)
+def named(name: str, about: str) -> Variant:
+    """A variant of `mer_train.config.VARIANTS` (the ones `mer-train compare --methods` knows)."""
+    from mer_train.config import VARIANTS as NAMED
+
+    method, keys = NAMED[name]
+    return Variant(method, tuple(keys.items()), about)
+
+
 VARIANTS = {
     # inductive
     "erm": Variant("erm", (), "CE only"),
     "multitask": Variant("multitask", (("aux_target", "nearest_macro"),), "CE + lambda align (nearest macro), one level"),
     "maml": Variant("maml", (("outer_base_weight", 1.0),), "bi-level, no auxiliary branch"),
-    "lightman-v1": Variant("lightman", (("aux_target", "class_macro"), ("outer_base_weight", 0.0)),
-                           "the first reading: class_macro target, beta = 0, base weights evaluated"),
+    "lightman-v1": named("lightman-v1", "the first reading: class_macro target, beta = 0, base weights evaluated"),
     "lightman": Variant("lightman", (("aux_target", "nearest_macro"), ("outer_base_weight", 1.0)),
                         "nearest-macro target, beta = 1"),
     "lightman-eval-adapt": Variant("lightman", (("aux_target", "nearest_macro"), ("eval_adapt", 4)),
@@ -78,14 +84,11 @@ VARIANTS = {
     "lightman-random": Variant("lightman", (("aux_target", "nearest_macro"), ("outer_base_weight", 1.0),
                                             ("aux_control", "random")), "control: random smooth fields"),
     # transductive (never in one table with the above)
-    "erm+subject-norm": Variant("erm", (("subject_norm", True),), "per-subject mean input removed"),
-    "erm+tent": Variant("erm", (("test_adapt_steps", 5), ("test_adapt_lr", 0.01), ("test_adapt_loss", "entropy"),
-                                ("test_adapt_params", "norm")), "TENT: entropy, norm affine, 5 steps"),
-    "multitask+ttt": Variant("multitask", (("aux_target", "nearest_macro"), *TTA),
-                             "ERM + auxiliary, test-time training, no meta-learning"),
-    "lightman-person+tta": Variant("lightman", (("aux_target", "nearest_macro"), ("task_unit", "subject"),
-                                                ("outer_base_weight", 1.0), *TTA),
-                                   "meta-trained for person adaptation, adapted on the test person"),
+    "erm+subject-norm": named("erm+subject-norm", "per-subject mean input removed"),
+    "erm+tent": named("erm+tent", "TENT: entropy, norm affine, 5 steps"),
+    "multitask+ttt": named("multitask+ttt", "ERM + auxiliary, test-time training, no meta-learning"),
+    "lightman-person+tta": named("lightman+tta", "meta-trained for person adaptation (task_unit subject), adapted "
+                                                 "on the test person"),
 }
 MAIN = ("erm", "multitask", "maml", "lightman-v1", "lightman", "lightman-eval-adapt", "lightman-self")
 # the questions beyond "better than the reference?": each a paired comparison of two variants
