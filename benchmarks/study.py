@@ -354,23 +354,38 @@ def pilot(root: Path) -> list[str]:
     return lines + [""]
 
 
-def strata(root: Path, seeds) -> list[str]:
-    """UF1 by planted amplitude and by confounded vs clean subject (benchmarks/stratify.py)."""
+def stratum_scores(root: Path, seeds, variant: str, part: str, by: str, truths: dict) -> dict[str, list[float]]:
+    """UF1 per stratum `by` of every finished run of `variant` on the reported trees (stratify.py)."""
+    from stratify import read_predictions, stratified_scores
+
+    found: dict[str, list[float]] = {}
+    for t in TREES:
+        for s in seeds:
+            path = root / "runs" / Run(part, f"s{t}", variant, s).name / "predictions.csv"
+            if path.is_file():
+                for key, score in stratified_scores(read_predictions(path), truths[t], by).items():
+                    found.setdefault(key, []).append(score["uf1"])
+    return found
+
+
+def tree_truths(root: Path) -> dict[int, dict]:
+    """The planted truth of each reported casme2 tree, read once."""
     sys.path.insert(0, str(Path(__file__).parent))
-    from stratify import bin_order, clip_truth, load_truth, read_predictions, stratified_scores
+    from stratify import clip_truth, load_truth
+
+    return {t: clip_truth([load_truth(root / "raw" / f"casme2-s{t}")]) for t in TREES}
+
+
+def strata(root: Path, seeds, truths: dict) -> list[str]:
+    """UF1 by planted amplitude and by confounded vs clean subject (benchmarks/stratify.py)."""
+    from stratify import bin_order
 
     lines = ["**Where it helps** (pooled over trees and seeds of the main table; UF1 per stratum)", ""]
     for by in ("amplitude_bin", "subject_cues"):
         table: dict[str, dict[str, list]] = {}
         for v in ("erm", "lightman-v1", "lightman"):
-            rows = []
-            for t in TREES:
-                truth = clip_truth([load_truth(root / "raw" / f"casme2-s{t}")])
-                for s in seeds:
-                    path = root / "runs" / Run("main", f"s{t}", v, s).name / "predictions.csv"
-                    if path.is_file():
-                        for key, score in stratified_scores(read_predictions(path), truth, by).items():
-                            table.setdefault(key, {}).setdefault(v, []).append(score["uf1"])
+            for key, values in stratum_scores(root, seeds, v, "main", by, truths).items():
+                table.setdefault(key, {})[v] = values
         if table:
             lines += [f"| {by} | erm | lightman-v1 | lightman |", "|---|---|---|---|"]
             order = bin_order() if by == "amplitude_bin" else sorted(table)
@@ -381,27 +396,18 @@ def strata(root: Path, seeds) -> list[str]:
     return lines
 
 
-def plot_amplitude(root: Path, seeds, path: Path) -> None:
+def plot_amplitude(root: Path, seeds, path: Path, truths: dict) -> None:
     """UF1 by planted amplitude (aligned pixels) for the main variants: where the signal is."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from stratify import bin_order, clip_truth, load_truth, read_predictions, stratified_scores
+    from stratify import bin_order
 
     shown = [("erm", "main"), ("lightman-v1", "main"), ("lightman", "main"), ("lightman-person+tta", "transductive")]
     bins = bin_order()
     fig, ax = plt.subplots(figsize=(6, 3.8), dpi=120)
     for i, (variant, part) in enumerate(shown):
-        values = {b: [] for b in bins}
-        for t in TREES:
-            truth = clip_truth([load_truth(root / "raw" / f"casme2-s{t}")])
-            for s in seeds:
-                path_csv = root / "runs" / Run(part, f"s{t}", variant, s).name / "predictions.csv"
-                if path_csv.is_file():
-                    for key, score in stratified_scores(read_predictions(path_csv), truth, "amplitude_bin").items():
-                        values[key].append(score["uf1"])
+        values = {b: [] for b in bins} | stratum_scores(root, seeds, variant, part, "amplitude_bin", truths)
         xs = [j + (i - 1.5) * 0.08 for j, b in enumerate(bins) if values[b]]
         if xs:
             ax.errorbar(xs, [np.mean(values[b]) for b in bins if values[b]],
@@ -433,7 +439,7 @@ def tables(root: Path, seeds) -> str:
     lines += questions(root, trees, seeds)
     lines += attribution(root, seeds)
     try:
-        lines += strata(root, seeds)
+        lines += strata(root, seeds, tree_truths(root))
     except (ImportError, FileNotFoundError) as error:  # a tree deleted since: the strata need its truth
         lines += [f"(strata not computed: {error})", ""]
     done = sum((root / "runs" / r.name / "metrics.json").is_file() for r in plan(seeds))
@@ -472,7 +478,7 @@ def main() -> None:
     (root / "tables.md").write_text(text, encoding="utf-8")
     if not args.no_doc:
         write_doc(text)
-        plot_amplitude(root, seeds, PLOT)
+        plot_amplitude(root, seeds, PLOT, tree_truths(root))
     print(text)
 
 
