@@ -208,22 +208,18 @@ def outer_loss(model: torch.nn.Module, params: dict[str, torch.Tensor], config: 
         return branch_loss(model, params, x[batch], y[batch], align, align_weight)  # x[batch]: (B, C, H, W)
     query_weight = align_weight if config.outer_align else 0.0
     beta = config.outer_base_weight
-    by_subject = config.task_unit == "subject"
-    if by_subject:
-        tasks = [(s, s) for s in (sampler.subject_episode(config.batch_size) for _ in range(config.meta_batch))]
-    else:
-        tasks = [sampler.episode(config.shots, config.query_shots) for _ in range(config.meta_batch)]
+    inner_align, inner_ce = level_one_weights(config)
+    tasks = [draw_task(sampler, config) for _ in range(config.meta_batch)]
 
     def task_loss(xs, ys, xq, yq, ws=None, wq=None):
         # level one: task-specific learning in both branches, on the support subjects
         # (task_unit subject: the auxiliary branch alone, label-free, on one subject's clips)
-        fast = adapt(model, params, xs, ys, align=align, align_weight=1.0 if by_subject else align_weight,
-                     inner_lr=config.inner_lr, inner_steps=config.inner_steps, first_order=config.first_order,
-                     weight=ws, ce_weight=0.0 if by_subject else 1.0)
+        fast = adapt(model, params, xs, ys, align=align, align_weight=inner_align, inner_lr=config.inner_lr,
+                     inner_steps=config.inner_steps, first_order=config.first_order, weight=ws, ce_weight=inner_ce)
         # level two: the adapted weights meet new people (the query subjects); their loss refines the shared weights
         loss = branch_loss(model, fast, xq, yq, align, query_weight, wq)
-        if beta:  # MLDG-style: the base weights themselves must be good too
-            loss = loss + beta * branch_loss(model, params, xs, ys, align, 0.0 if by_subject else align_weight, ws)
+        if beta:  # MLDG-style: the base weights themselves must be good too (their CE, + lambda L_aux on halves)
+            loss = loss + beta * branch_loss(model, params, xs, ys, align, align_weight * inner_ce, ws)
         return loss
 
     if not VMAP_TASKS:
@@ -235,6 +231,23 @@ def outer_loss(model: torch.nn.Module, params: dict[str, torch.Tensor], config: 
     (support, ws), (query, wq) = (padded([task[i] for task in tasks], x.device) for i in (0, 1))  # (T, n) each
     losses = torch.func.vmap(task_loss, randomness="different")(x[support], y[support], x[query], y[query], ws, wq)
     return losses.mean()  # (T,) -> ()
+
+
+def level_one_weights(config: TrainConfig) -> tuple[float, float]:
+    """(lambda, CE weight) of level one's support loss: CE + lambda L_aux, or with task_unit subject the
+    label-free auxiliary loss alone (as a new person is adapted at test time)."""
+    if config.task_unit == "subject":
+        return 1.0, 0.0
+    return (config.align_weight if METHODS[config.method].auxiliary else 0.0), 1.0
+
+
+def draw_task(sampler: FoldSampler, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """One task's (support, query) training indices: two halves of the training subjects, or
+    (task_unit subject) one subject's clips for both."""
+    if config.task_unit == "subject":
+        clips = sampler.subject_episode(config.batch_size)
+        return clips, clips
+    return sampler.episode(config.shots, config.query_shots)
 
 
 def padded(sets: list[np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -328,16 +341,12 @@ def support_adapted(model: torch.nn.Module, params: dict[str, torch.Tensor], x: 
     """eval_adapt: the trained weights adapted as level one adapts them, on one support episode
     drawn from the training subjects (their labels only), so what is evaluated is what level two
     optimised."""
-    by_subject = config.task_unit == "subject"
-    auxiliary = METHODS[config.method][1]
-    support = sampler.subject_episode(config.batch_size) if by_subject else sampler.episode(config.shots, config.query_shots)[0]
-    s = torch.as_tensor(support, device=x.device)
+    s = torch.as_tensor(draw_task(sampler, config)[0], device=x.device)
+    inner_align, inner_ce = level_one_weights(config)
     start = {k: v.detach() for k, v in params.items()}
     with torch.enable_grad():
-        fast = adapt(model, start, x[s], y[s], align=align,
-                     align_weight=(1.0 if by_subject else config.align_weight) if auxiliary else 0.0,
-                     inner_lr=config.inner_lr, inner_steps=config.inner_steps, first_order=True,
-                     ce_weight=0.0 if by_subject else 1.0)
+        fast = adapt(model, start, x[s], y[s], align=align, align_weight=inner_align, inner_lr=config.inner_lr,
+                     inner_steps=config.inner_steps, first_order=True, ce_weight=inner_ce)
     return {k: v.detach() for k, v in fast.items()}
 
 
