@@ -138,6 +138,14 @@ def load_config(path: str | os.PathLike | None = None, overrides: Mapping[str, A
     return build_config(values, overrides or {}, source=source)
 
 
+def as_config(config: "TrainConfig | str | os.PathLike | None", overrides: Mapping[str, Any]) -> TrainConfig:
+    """A TrainConfig from what the API accepts: a TrainConfig, a YAML path or None (the defaults),
+    with `overrides` applied and checked."""
+    if not isinstance(config, TrainConfig):
+        return load_config(config, overrides)
+    return config.replace(**overrides) if overrides else config
+
+
 def build_config(values: Mapping[str, Any], overrides: Mapping[str, Any], *, source: str) -> TrainConfig:
     """`values` (read from `source`) with `overrides` on top; errors name where each value came from."""
     origin = {key: source for key in _checked(values, source)}

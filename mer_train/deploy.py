@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from . import trainer
-from .config import TrainConfig, build_config, load_config, protocol, save_config
+from .config import TrainConfig, as_config, build_config, protocol, save_config
 from .data import PREP_KEYS, MerData, load_data
 from .errors import DataError, TrainError
 from .loso import cpu_threads, require_runnable, resolve_device, save_atomic
@@ -52,10 +52,7 @@ def fit(config: TrainConfig | str | os.PathLike | None = None, *, data: MerData 
         progress: bool = False, **overrides: Any) -> FitResult:
     """Train `config` on every subject of its shards (no test subject) and write out/model.pt and
     out/config.yaml."""
-    if not isinstance(config, TrainConfig):
-        config = load_config(config, overrides)
-    elif overrides:
-        config = config.replace(**overrides)
+    config = as_config(config, overrides)
     if config.out is None:
         raise TrainError("fit needs an output folder: pass --out DIR (model.pt is written there)")
     with cpu_threads(config.threads):

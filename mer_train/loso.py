@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed, trainer
-from .config import TrainConfig, load_config, protocol, save_config
+from .config import TrainConfig, as_config, protocol, save_config
 from .data import MerData, load_data
 from .errors import ConfigError, DataError, MissingMacroShards, TrainError
 from .metrics import pooled_metrics
@@ -55,10 +55,7 @@ def train(config: TrainConfig | str | os.PathLike | None = None, *, data: MerDat
         result = mer_train.train("configs/ci.yaml", shards=["out/casme2"], macro_shards=["out/ckplus"], workers=2)
         result.metrics["overall"]["uf1"]
     """
-    if not isinstance(config, TrainConfig):
-        config = load_config(config, overrides)
-    elif overrides:
-        config = config.replace(**overrides)
+    config = as_config(config, overrides)
     return train_runs([config], data=data, progress=progress, workers=workers, scheduler=scheduler,
                       desc=f"{config.method} LOSO")[0]
 

@@ -33,7 +33,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from . import trainer
-from .config import TrainConfig, load_config, protocol, save_config
+from .config import TrainConfig, as_config, protocol, save_config
 from .data import DATA_KEYS, MerData, load_data
 from .errors import ConfigError, DataError
 from .loso import cpu_threads, load_fold, require_runnable, resolve_device, save_checkpoint
@@ -132,10 +132,7 @@ def tune(config: TrainConfig | str | os.PathLike | None, grid: Mapping[str, Sequ
 
     `data` (already loaded) cannot be combined with a grid over a key `load_data` reads (input_size, ...).
     """
-    if not isinstance(config, TrainConfig):
-        config = load_config(config, overrides)
-    elif overrides:
-        config = config.replace(**overrides)
+    config = as_config(config, overrides)
     points = grid_points(config, grid)
     if inner_folds is not None and inner_folds < 1:
         raise ConfigError(f"--inner-folds {inner_folds}: must be at least 1 (or left out: every training subject)")
