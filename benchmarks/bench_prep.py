@@ -5,9 +5,12 @@ On a synthetic CASME II-scale tree (26 subjects, ~255 clips, 640x480) it measure
 - reference: how published MER code usually does it: sequential, every frame of onset..offset
   read, dlib detection + landmarks on every frame, each frame cropped by its own face box,
   OpenCV TV-L1 with default parameters, one .npy per sample;
-- floor: the unavoidable work: decode onset and apex only, one detection, one TV-L1 (the
-  parameters ours uses) per clip, nothing else, sequential; and the floor as two processes on half
-  the clips each: the machine's own 1 -> 2 process scaling on this work, the ceiling for ours.
+- floor: the unavoidable work with ours' own functions: decode onset and apex only, one detection,
+  the same warp and head-motion removal (so TV-L1 gets the pair ours flows), one TV-L1, nothing else,
+  in one fresh process; and the floor as two processes on half the clips each: the machine's own
+  1 -> 2 process scaling on this work, the ceiling for ours.
+For ours it also reports where the wall time goes (Dask's task stream: each worker's compute, its
+wait before the first and after the last shard, the parent's CPU for scheduler and client).
 Floor, ours 1w, ours 2w and the 2-process floor run in interleaved rounds (`--repeat`, default 3)
 and each rate is the median over the rounds: on a shared machine single runs vary by ~10%.
 It prints clips/s, speed-up over the reference, parallel efficiency 1 -> 2 workers, overhead over
@@ -46,8 +49,8 @@ def generate_tree(work: Path, subjects: int, clips: int, seed: int = 0) -> Path:
     return raw
 
 
-def run_ours(raw: Path, out: Path, workers: int, config) -> dict:
-    from distributed import Client, LocalCluster
+def run_ours(raw: Path, out: Path, workers: int, config, shard_size: int = 64) -> dict:
+    from distributed import Client, LocalCluster, get_task_stream
 
     from mer_pipeline.prepare import prepare
 
@@ -58,13 +61,41 @@ def run_ours(raw: Path, out: Path, workers: int, config) -> dict:
                       dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
         startup = time.perf_counter() - t0
         client.run(_warm_worker, config.backend)
-        started = time.perf_counter()
-        summary = prepare("casme2", raw, out, config=config, scheduler=cluster.scheduler_address, progress=False)
-        seconds = time.perf_counter() - started
+        cpu_before, wall_before = os.times(), time.time()
+        with get_task_stream(client) as stream:
+            started = time.perf_counter()
+            summary = prepare("casme2", raw, out, config=config, scheduler=cluster.scheduler_address,
+                              shard_size=shard_size, progress=False)
+            seconds = time.perf_counter() - started
+        cpu_after = os.times()
         peaks = client.run(_peak_rss_mb)
     clips = summary.ok + summary.failed
+    parent_cpu = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
     return {"clips": clips, "seconds": seconds, "clips_per_s": clips / seconds, "startup_s": startup,
-            "peak_rss_mb_per_worker": max(peaks.values()), "bytes": sum(p.stat().st_size for p in (out / "shards").iterdir())}
+            "peak_rss_mb_per_worker": max(peaks.values()), "bytes": sum(p.stat().st_size for p in (out / "shards").iterdir()),
+            "where_time_goes": time_breakdown(stream.data, wall_before, seconds, parent_cpu)}
+
+
+def time_breakdown(tasks: list[dict], wall_start: float, seconds: float, parent_cpu_s: float) -> dict:
+    """Where a run's wall time goes, from Dask's task stream: per worker, the shards' compute time,
+    the wait before its first shard (tree scan, planning, submission) and after its last one (the
+    other worker's last shard: uneven shards), and the CPU the parent process (scheduler, client,
+    progress events) took from the same cores."""
+    per_worker: dict[str, dict] = {}
+    shards = []
+    for task in tasks:
+        for span in task.get("startstops", ()):
+            if span["action"] != "compute":
+                continue
+            row = per_worker.setdefault(task["worker"], {"compute_s": 0.0, "first": span["start"], "last": span["stop"]})
+            row["compute_s"] += span["stop"] - span["start"]
+            row["first"], row["last"] = min(row["first"], span["start"]), max(row["last"], span["stop"])
+            shards.append({"worker": task["worker"], "start_s": span["start"] - wall_start,
+                           "seconds": span["stop"] - span["start"]})
+    workers = [{"compute_s": r["compute_s"], "before_first_s": r["first"] - wall_start,
+                "after_last_s": wall_start + seconds - r["last"],
+                "gaps_s": (r["last"] - r["first"]) - r["compute_s"]} for r in per_worker.values()]
+    return {"workers": workers, "shards": sorted(shards, key=lambda r: r["start_s"]), "parent_cpu_s": parent_cpu_s}
 
 
 def _warm_worker(backend: str) -> None:
@@ -137,13 +168,17 @@ def run_reference(raw: Path, out: Path, limit: int | None = None) -> dict:
 
 
 def run_floor(raw: Path, config, part: int = 0, parts: int = 1) -> dict:
-    """Decode the two needed frames, one detection, one TV-L1 per clip; nothing else. With `parts`,
-    only every parts-th clip from `part` (for the machine's own 1 -> 2 process scaling)."""
+    """The unavoidable work of one clip with ours' own code: decode the onset and apex frames
+    (`read_grey`), one detection (the same half-resolution-first pass), the same warp into the
+    aligned crop, the head-motion removal that makes the pair ours flows (without it TV-L1 works
+    on a larger motion and takes longer than ours does), one TV-L1; nothing else (no frame guard,
+    strain, shard writing, Dask). With `parts`, only every parts-th clip from `part`."""
     import cv2
 
     from mer_pipeline import align
     from mer_pipeline.face import get_backend
     from mer_pipeline.flow import compute_flow
+    from mer_pipeline.frames import read_grey
 
     cv2.setNumThreads(1)
     backend = get_backend(config.backend)
@@ -151,28 +186,32 @@ def run_floor(raw: Path, config, part: int = 0, parts: int = 1) -> dict:
     wall, started = time.time(), time.perf_counter()
     for sample in samples:
         apex = sample.apex if sample.apex is not None else (sample.onset + sample.offset) // 2
-        onset = cv2.imread(str(sample.frames[sample.nearest_frame(sample.onset)]), cv2.IMREAD_GRAYSCALE)
-        peak = cv2.imread(str(sample.frames[sample.nearest_frame(apex)]), cv2.IMREAD_GRAYSCALE)
+        onset = read_grey(sample.frames[sample.nearest_frame(sample.onset)])
+        peak = read_grey(sample.frames[sample.nearest_frame(apex)])
         face = backend.detect(onset)
         matrix = align.alignment_transform(face.anchors, config.size)
-        size = (config.size, config.size)
-        compute_flow(cv2.warpAffine(onset, matrix, size), cv2.warpAffine(peak, matrix, size), config.flow, config.tvl1)
+        onset, peak = align.warp(onset, matrix, config.size), align.warp(peak, matrix, config.size)
+        if config.stabilize:
+            region = align.face_mask(align.transform_points(face.landmarks, matrix), config.size)
+            peak = align.remove_head_motion(peak, align.estimate_head_motion(onset, peak, region))
+        compute_flow(onset, peak, config.flow, config.tvl1)
     seconds = time.perf_counter() - started
     return {"clips": len(samples), "seconds": seconds, "clips_per_s": len(samples) / seconds,
             "wall_start": wall, "wall_end": wall + seconds}
 
 
-def run_floor_two_processes(raw: Path, config) -> dict:
-    """The floor in two independent processes, half the clips each: what this machine itself gives
-    from 1 to 2 processes on this work (shared memory bandwidth and caches, other jobs), the ceiling
-    for any parallel efficiency measured here."""
+def run_floor_processes(raw: Path, config, processes: int) -> dict:
+    """The floor in `processes` fresh processes (spawned, like Dask's workers), 1/processes of the
+    clips each. One process is the floor proper; two are what this machine itself gives from 1 to 2
+    processes on this work (shared caches and memory bandwidth, other jobs), the ceiling for ours."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        halves = list(pool.map(run_floor, [raw, raw], [config, config], [0, 1], [2, 2]))
-    clips = sum(h["clips"] for h in halves)
-    seconds = max(h["wall_end"] for h in halves) - min(h["wall_start"] for h in halves)
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        parts = list(pool.map(run_floor, [raw] * processes, [config] * processes, range(processes),
+                              [processes] * processes))
+    clips = sum(p["clips"] for p in parts)
+    seconds = max(p["wall_end"] for p in parts) - min(p["wall_start"] for p in parts)
     return {"clips": clips, "seconds": seconds, "clips_per_s": clips / seconds}
 
 
@@ -244,6 +283,7 @@ def main() -> None:
     parser.add_argument("--reference-clips", type=int, default=60, help="clips timed for the (slow) reference")
     parser.add_argument("--tvl1-study", action="store_true")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of floor / ours 1w / ours 2w (medians reported)")
+    parser.add_argument("--shard-size", type=int, default=64, help="mer-prep's --shard-size for ours (default: its default)")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -254,7 +294,8 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     raw = generate_tree(args.work, args.subjects, args.clips_per_subject)
     report: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                                "load_average_at_start": os.getloadavg()}, "config": config.as_dict()}
+                                "load_average_at_start": os.getloadavg()}, "config": config.as_dict(),
+                    "shard_size": args.shard_size}
     if args.tvl1_study:
         report["tvl1_study"] = tvl1_study(raw)
         for row in report["tvl1_study"]:
@@ -264,10 +305,10 @@ def main() -> None:
     # the shared machine hits every column; each rate is the median over the rounds.
     runs: dict[str, list[dict]] = {"floor": [], "ours_1w": [], "ours_2w": [], "floor_2p": []}
     for round_ in range(1, args.repeat + 1):
-        runs["floor"].append(run_floor(raw, config))
+        runs["floor"].append(run_floor_processes(raw, config, 1))
         for workers in (1, 2):
-            runs[f"ours_{workers}w"].append(run_ours(raw, args.work / f"out-{workers}w", workers, config))
-        runs["floor_2p"].append(run_floor_two_processes(raw, config))
+            runs[f"ours_{workers}w"].append(run_ours(raw, args.work / f"out-{workers}w", workers, config, args.shard_size))
+        runs["floor_2p"].append(run_floor_processes(raw, config, 2))
         print(f"round {round_}: " + ", ".join(f"{name} {rows[-1]['clips_per_s']:.2f}" for name, rows in runs.items())
               + " clips/s", flush=True)
     for name, rows in runs.items():
@@ -292,6 +333,7 @@ def main() -> None:
         "parallel_efficiency_1_to_2": two["clips_per_s"] / (2 * one["clips_per_s"]),
         "machine_efficiency_1_to_2": report["floor_2p"]["clips_per_s"] / (2 * floor["clips_per_s"]),
         "overhead_over_floor_1w": floor["clips_per_s"] / one["clips_per_s"],
+        "overhead_over_floor_2w": report["floor_2p"]["clips_per_s"] / two["clips_per_s"],
     }
     if args.scale > 1:
         summary[f"parallel_efficiency_1_to_2_x{args.scale}"] = (
@@ -303,6 +345,12 @@ def main() -> None:
     report["machine"]["load_average_at_end"] = os.getloadavg()
     for key, value in summary.items():
         print(f"{key}: {value:.2f}")
+    for workers in (1, 2):
+        where = report[f"ours_{workers}w"]["where_time_goes"]
+        print(f"ours {workers}w, median run, {report[f'ours_{workers}w']['seconds']:.2f} s: parent CPU "
+              f"{where['parent_cpu_s']:.2f} s; per worker " + "; ".join(
+                  f"compute {w['compute_s']:.2f} s, before first shard {w['before_first_s']:.2f} s, after last "
+                  f"{w['after_last_s']:.2f} s, between shards {w['gaps_s']:.2f} s" for w in where["workers"]))
     (args.work / "bench_prep.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {args.work / 'bench_prep.json'}")
 
