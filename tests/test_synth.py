@@ -24,7 +24,7 @@ from mer_pipeline.synth.cli import synth
 from mer_pipeline.synth.errors import SynthError
 from mer_pipeline.synth.faces import detect_faces
 from mer_pipeline.synth.layouts import LAYOUTS
-from mer_pipeline.synth.layouts.base import schedule
+from mer_pipeline.synth.layouts._base import schedule
 from mer_pipeline.synth.presets import get_preset
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "annotations"

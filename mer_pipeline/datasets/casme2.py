@@ -14,9 +14,9 @@ from pathlib import Path
 from ..annotations import as_int, as_text, check_frames, find_header, read_table, rows_as_dicts
 from ..errors import AnnotationError, DatasetLayoutError, FrameError
 from ..frames import list_frames
-from ..sample import Failure, Sample, ScanResult
-from . import find_annotation, register_dataset
-from ._common import _span, dataset_fixes
+from ..sample import Failure, Sample, ScanResult, sample_id
+from . import Adapter, find_annotation
+from ._common import _span, dataset_fixes, unlabelled
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,6 @@ def subject_folder(value) -> str:
     return f"sub{number:02d}"
 
 
-@register_dataset(NAME, description="CASME II (CASME2_RAW_selected, CASME2-RAW or Cropped + coding sheet), 200 fps",
-                  fps=FPS)
 def scan(raw: Path, annotations: Path | None = None) -> ScanResult:
     root = find_frame_root(raw)
     sheet = Path(annotations) if annotations else find_annotation(Path(raw), SHEETS, "CASME II coding sheet")
@@ -69,37 +67,37 @@ def scan(raw: Path, annotations: Path | None = None) -> ScanResult:
         try:
             subject = subject_folder(row["Subject"])
         except AnnotationError as error:
-            result.failures.append(Failure(f"{NAME}/?/{as_text(row.get('Filename'))}", "adapter", "AnnotationError", f"{where}: {error}"))
+            result.failures.append(Failure(sample_id(NAME, "?", as_text(row.get("Filename"))), "adapter", "AnnotationError", f"{where}: {error}"))
             continue
         clip = as_text(row["Filename"])
-        sample_id = f"{NAME}/{subject}/{clip}"
+        sid = sample_id(NAME, subject, clip)
         key = (subject.lower(), clip.lower())
         if key in seen:
-            result.failures.append(Failure(sample_id, "adapter", "AnnotationError", f"{where}: duplicate row for {subject}/{clip}; kept the first"))
+            result.failures.append(Failure(sid, "adapter", "AnnotationError", f"{where}: duplicate row for {subject}/{clip}; kept the first"))
             continue
         seen.add(key)
         if row.get("_refused"):
-            result.failures.append(Failure(sample_id, "adapter", "AnnotationError", f"{where}: {row['_refused']}"))
+            result.failures.append(Failure(sid, "adapter", "AnnotationError", f"{where}: {row['_refused']}"))
             continue
         onset, apex, offset = (as_int(row[c]) for c in ("OnsetFrame", "ApexFrame", "OffsetFrame"))
         try:
             apex, offset, notes = check_frames(onset, apex, offset)
         except AnnotationError as error:
-            result.failures.append(Failure(sample_id, "adapter", "AnnotationError", f"{where}: {error}"))
+            result.failures.append(Failure(sid, "adapter", "AnnotationError", f"{where}: {error}"))
             continue
         folder = folders.get(key)
         if folder is None:
-            result.failures.append(Failure(sample_id, "adapter", "DatasetLayoutError",
+            result.failures.append(Failure(sid, "adapter", "DatasetLayoutError",
                                            f"{where}: no frame folder {root / subject / clip}; is the download complete?"))
             continue
         try:
             frames = list_frames(folder)
         except FrameError as error:  # e.g. img46.jpg next to img046.jpg: this clip only
-            result.failures.append(Failure(sample_id, "adapter", "FrameError", f"{where}: {error}"))
+            result.failures.append(Failure(sid, "adapter", "FrameError", f"{where}: {error}"))
             continue
         inside = [n for n in frames if onset <= n <= offset]
         if not inside:
-            result.failures.append(Failure(sample_id, "adapter", "FrameError",
+            result.failures.append(Failure(sid, "adapter", "FrameError",
                                            f"{where}: {folder} has no frames numbered {onset}..{offset} (it holds "
                                            f"{len(frames)} images{_span(frames)}); check the row, or is the download "
                                            "complete?"))
@@ -112,6 +110,9 @@ def scan(raw: Path, annotations: Path | None = None) -> ScanResult:
         ))
     for key, folder in sorted(folders.items()):
         if key not in seen:
-            result.failures.append(Failure(f"{NAME}/{folder.parent.name}/{folder.name}", "adapter", "AnnotationError",
-                                           f"{folder}: folder has no row in {sheet.name}; not labelled, skipped"))
+            result.failures.append(unlabelled(NAME, folder.parent.name, folder, sheet))
     return result
+
+
+ADAPTER = Adapter(NAME, scan, description="CASME II (CASME2_RAW_selected, CASME2-RAW or Cropped + coding sheet), 200 fps",
+                  fps=FPS)
