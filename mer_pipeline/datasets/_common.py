@@ -82,7 +82,7 @@ def to_sample(dataset: str, label: Label, frames: dict[int, Path], *, fps: float
         place = folder if folder is not None else "the frame folder"
         return fail(sample_id, "FrameError",
                     f"{where}: {place} has no frames numbered {onset}..{offset} "
-                    f"(it holds {len(frames)} images{_span(frames)}); is the download complete?")
+                    f"(it holds {len(frames)} images{_span(frames)}); check the row, or is the download complete?")
     missing = (offset - onset + 1) - len(inside)
     if missing:
         notes.append(f"{missing} of {offset - onset + 1} frames {onset}..{offset} missing; nearest frames used")
