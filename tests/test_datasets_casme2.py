@@ -38,14 +38,17 @@ def write_clip(tree: Path, subject: str, clip: str, numbers, prefix="img") -> Pa
     return folder
 
 
+# Three clips of the real set, frames numbered as in the release (img46.jpg ... img86.jpg).
+SELECTED = {("sub01", "EP02_01f"): range(46, 87), ("sub04", "EP12_01f"): range(261, 322),
+            ("sub05", "EP09_05f"): range(69, 124)}
+
+
 @pytest.fixture
 def selected(tmp_path):
-    """CASME2_RAW_selected with absolute frame numbers (img46..img86) and the 2019 sheet."""
+    """CASME2_RAW_selected with absolute frame numbers and the 2019 sheet."""
     raw = tmp_path / "CASME2"
-    tree = raw / "CASME2_RAW_selected"
-    write_clip(tree, "sub01", "EP02_01f", range(46, 87))
-    write_clip(tree, "sub04", "EP12_01f", range(261, 322))
-    write_clip(tree, "sub05", "EP09_05f", range(69, 124))
+    for (subject, clip), numbers in SELECTED.items():
+        write_clip(raw / "CASME2_RAW_selected", subject, clip, numbers)
     write_sheet(raw / SHEET_2019, [row("01", "EP02_01f", 46, 59, 86),
                                    row("04", "EP12_01f", 261, "/", 321, "4+7", "disgust"),
                                    row("05", "EP09_05f", 69, 69, 123, "R12", "happiness")])
