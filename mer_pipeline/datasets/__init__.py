@@ -49,9 +49,9 @@ class Option:
 class Adapter:
     """A dataset reader, as its module declares it (`ADAPTER = Adapter(...)`).
 
-    `scan(raw, annotations, **options)` -> ScanResult, with one keyword per `Option` in `options`;
-    `takes_raw` is False for composites (MEGC2019) whose command takes one folder option per source
-    dataset instead of RAW, and `sources` names those datasets.
+    `scan(raw, annotations, **options)` -> ScanResult, with one keyword per `Option` in `options`.
+    A composite (MEGC2019) names the datasets it is made of in `sources`; its command takes one
+    folder option per source instead of RAW.
     """
 
     name: str
@@ -60,8 +60,11 @@ class Adapter:
     kind: str = "micro"
     fps: float = 0.0
     options: tuple[Option, ...] = ()
-    takes_raw: bool = True
     sources: tuple[str, ...] = ()
+
+    @property
+    def takes_raw(self) -> bool:
+        return not self.sources
 
     def recorded_options(self, values: dict[str, Any]) -> dict[str, str]:
         """The option values a shard set's recipe records, as text (see `Option.recorded`)."""

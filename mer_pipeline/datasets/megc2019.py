@@ -157,5 +157,4 @@ def scan(raw: Path | None = None, annotations: Path | None = None, casme2: Path 
 
 
 ADAPTER = Adapter(NAME, scan, description="MEGC2019 composite (442 = 145 CASME II + 133 SAMM + 164 SMIC-HS, official list) "
-                  "from the three raw folders", fps=0.0, options=OPTIONS, takes_raw=False,
-                  sources=SOURCES)
+                  "from the three raw folders", fps=0.0, options=OPTIONS, sources=SOURCES)
