@@ -72,15 +72,31 @@ def _dataset_command(name: str) -> click.Command:
     raw_help = "RAW is the dataset folder as downloaded; OUT receives manifest.json, failures.jsonl and shards/."
     example = f"mer-prep {name} ~/data/{name} ~/shards/{name}"
     if not adapter.takes_raw:
-        example = f"mer-prep {name} --casme2 RAW/casme2 --samm RAW/samm --smic RAW/smic OUT"
+        raw_help = "OUT receives manifest.json, failures.jsonl and shards/."
+        folders = " ".join(f"{o.flag} RAW/{o.name}" for o in adapter.options if o.type is Path and o.required)
+        example = f"mer-prep {name} {folders} OUT"
     command.__doc__ = f"Prepare {adapter.description}.\n\n{raw_help}\n\nExample:\n\n    {example}"
     params = [click.Argument(["raw"], type=click.Path(exists=True, file_okay=False, path_type=Path))] if adapter.takes_raw else []
     params.append(click.Argument(["out"], type=click.Path(file_okay=False, path_type=Path)))
     cmd = click.command(name)(command)
     if not adapter.takes_raw:
         cmd.callback = _without_raw(cmd.callback)
-    cmd.params = params + cmd.params + list(adapter.options)
+    cmd.params = params + cmd.params + [_click_option(o) for o in adapter.options]
     return cmd
+
+
+def _click_option(option) -> click.Option:
+    """The click option of an adapter's `datasets.Option`."""
+    if option.type is bool:
+        return click.Option([option.flag], is_flag=True, default=bool(option.default), help=option.help)
+    if option.type is Path:
+        kind = click.Path(exists=True, file_okay=False, path_type=Path)
+    elif option.choices:
+        kind = click.Choice(option.choices, case_sensitive=False)
+    else:
+        kind = option.type
+    return click.Option([option.flag], type=kind, default=option.default, required=option.required,
+                        show_default=option.default is not None, help=option.help)
 
 
 def _without_raw(callback):

@@ -12,8 +12,8 @@
   `label` (class index, -1 outside the class set), plus `DEST/<dataset>.csv` of metadata.
 
 Shards are read through `mer_pipeline.shards.open_shards` only. Class sets come from their one
-source, `mer_train.labels` (pure Python, no torch): export reads shards the way stage two does.
-Nothing here imports torch.
+source, `mer_pipeline.classes` (stage two reads them from there too): export labels samples the way
+stage two does. Nothing here imports torch.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .classes import LabelSetError, get_class_set
 from .errors import MerError
 from .flow import STRAIN_FORMULAS
 from .shards import find_shard_sets, open_shards
@@ -125,9 +126,6 @@ def _looks_exported(dest: Path, format: str) -> bool:
 def _class_set(name: str | None, emotions: list[str]):
     if name is None:
         return None
-    from mer_train.errors import LabelSetError
-    from mer_train.labels import get_class_set
-
     try:
         return get_class_set(name, emotions)
     except LabelSetError as error:

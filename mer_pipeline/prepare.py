@@ -158,7 +158,7 @@ def prepare(dataset: str, raw: Path | None, out: Path, *, annotations: Path | No
         "prep": config.as_dict(),
         "shard_size": shard_size,
         "limit": limit,
-        "options": {k: str(v) for k, v in sorted(options.items()) if k not in ("casme2", "samm", "smic")},
+        "options": adapter.recorded_options(options),
         "annotations": Path(annotations).name if annotations else None,
     }
     digest = config_hash(recipe)

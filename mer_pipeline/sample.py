@@ -7,6 +7,23 @@ from pathlib import Path
 KINDS = ("micro", "macro")
 
 
+def subject_id(dataset: str, subject: str) -> str:
+    """`casme2/sub01`: a person, unique across datasets (the unit of leave-one-subject-out)."""
+    return f"{dataset}/{subject}"
+
+
+def sample_id(dataset: str, subject: str, clip: str) -> str:
+    """`casme2/sub01/EP02_01f`: the one spelling of a sample's id (shards are sorted by it, failures and
+    predictions name samples by it). Everything that makes an id calls this."""
+    return f"{subject_id(dataset, subject)}/{clip}"
+
+
+def split_sample_id(text: str) -> tuple[str, str, str] | None:
+    """(dataset, subject, clip) of an id made by `sample_id`, or None when `text` is not one."""
+    parts = text.split("/")
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+
+
 @dataclass(frozen=True)
 class Sample:
     """One expression clip, as the annotation sheet and the raw tree describe it.
@@ -33,7 +50,7 @@ class Sample:
 
     @property
     def sample_id(self) -> str:
-        return f"{self.dataset}/{self.subject}/{self.clip}"
+        return sample_id(self.dataset, self.subject, self.clip)
 
     def nearest_frame(self, number: int) -> int:
         """`number` when that frame exists, else the nearest existing frame number (ties go to the

@@ -13,7 +13,7 @@ import click
 
 from .config import CLASS_SETS, DEVICES, METHODS, VARIANTS, load_config, parse_assignment
 from .distributed import DEFAULT_SCHEDULER, LOCAL, SYNCHRONOUS
-from .errors import TrainError
+from .errors import LabelSetError, TrainError
 
 
 class DefaultGroup(click.Group):
@@ -84,7 +84,7 @@ def _errors(fn):
 
         try:
             return fn(*args, **kwargs)
-        except (TrainError, ShardError) as error:
+        except (TrainError, ShardError, LabelSetError) as error:
             raise click.ClickException(str(error)) from error
 
     return wrapper

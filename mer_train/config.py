@@ -37,7 +37,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "multitask+ttt": ("multitask", {"test_adapt_steps": 1, "test_adapt_lr": 0.05}),
     "lightman+tta": ("lightman", {"task_unit": "subject", "test_adapt_steps": 1, "test_adapt_lr": 0.05}),
 }
-CLASS_SETS = CLASS_SET_NAMES  # casme2-5, samm-5, megc2019-3, casme3-7, as-written (mer_train/labels.py)
+CLASS_SETS = CLASS_SET_NAMES  # casme2-5, samm-5, megc2019-3, casme3-7, as-written (mer_pipeline/classes.py)
 DEVICES = ("auto", "cpu", "cuda")
 INPUT_NORMS = ("rms", "none")
 AUX_TARGETS = ("class_macro", "nearest_macro", "self")   # docs/method.md, "The auxiliary targets"

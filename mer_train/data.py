@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mer_pipeline.sample import subject_id
 from mer_pipeline.shards import ShardError, find_shard_sets, open_shards
 
 from .config import TrainConfig
@@ -168,7 +169,7 @@ def _in_class_set(part: dict, class_set, kind: str, dropped: dict, keep_all: boo
         return None
     part = _take({**part, "y": labels}, keep)
     part["y"] = part["y"].astype(np.int64)
-    part["meta"]["subject_id"] = np.array([f"{d}/{s}" for d, s in zip(part["meta"]["dataset"], part["meta"]["subject"])],
+    part["meta"]["subject_id"] = np.array([subject_id(d, s) for d, s in zip(part["meta"]["dataset"], part["meta"]["subject"])],
                                           dtype=object)
     return part
 

@@ -1,5 +1,12 @@
 """Typed errors of stage two. Each message says what went wrong and what to do next; the CLI turns
-them into `click.ClickException`s unchanged."""
+them into `click.ClickException`s unchanged.
+
+`LabelSetError` is the class sets' error and lives with them in stage one (`mer_pipeline.classes`,
+shared with `mer-prep export`): a MerError, not a TrainError; the CLI reports both.
+"""
+from mer_pipeline.classes import LabelSetError
+
+__all__ = ["TrainError", "ConfigError", "LabelSetError", "DataError", "MissingMacroShards"]
 
 
 class TrainError(Exception):
@@ -8,10 +15,6 @@ class TrainError(Exception):
 
 class ConfigError(TrainError):
     """A config file or override holds an unknown key or an unusable value."""
-
-
-class LabelSetError(TrainError):
-    """The class set is unknown, cannot be inferred from the data, or leaves no samples."""
 
 
 class DataError(TrainError):

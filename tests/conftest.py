@@ -17,6 +17,19 @@ def folds_in_process(monkeypatch):
     monkeypatch.setattr(distributed, "DEFAULT_SCHEDULER", distributed.SYNCHRONOUS)
 
 
+# The real annotation files (not ours to ship) beside the clone; CI checks ../shared out next to it.
+REFERENCE_ANNOTATIONS = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "annotations"
+
+
+@pytest.fixture(scope="session")
+def reference_annotations() -> Path:
+    """The folder of the real annotation sheets (CASME2-coding-20190701.xlsx, ...); a test that asks for
+    it is skipped, saying where it looked, when the folder is absent."""
+    if not REFERENCE_ANNOTATIONS.is_dir():
+        pytest.skip(f"reference annotations not found at {REFERENCE_ANNOTATIONS} (CI has ../shared beside the clone)")
+    return REFERENCE_ANNOTATIONS
+
+
 # A small CASME II tree with every planted quirk: 4 subjects x 4 clips, quick to prepare.
 CASME2_SYNTH = dict(subjects=4, clips_per_subject=4, seed=11, quirks=True)
 

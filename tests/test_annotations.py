@@ -9,7 +9,6 @@ from mer_pipeline.annotations import (Fix, apply_fixes, as_int, as_text, check_f
                                       rows_as_dicts)
 from mer_pipeline.errors import AnnotationError
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "annotations"
 
 
 def test_as_int_accepts_only_integral_values():
@@ -139,9 +138,8 @@ def test_check_frames_raises_only_annotation_errors(onset, apex, offset):
         pass
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="the shared reference annotations are not beside this clone")
-def test_real_casme2_sheet_cell_types():
-    table = read_table(SHARED / "CASME2-coding-20190701.xlsx")
+def test_real_casme2_sheet_cell_types(reference_annotations):
+    table = read_table(reference_annotations / "CASME2-coding-20190701.xlsx")
     rows = rows_as_dicts(table, find_header(table, ["Subject", "Filename", "OnsetFrame"], Path("x")))
     assert len(rows) == 255
     assert rows[0]["Subject"] == "01" and rows[0]["OnsetFrame"] == 46

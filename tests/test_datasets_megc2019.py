@@ -8,8 +8,6 @@ from mer_pipeline.datasets import get_adapter
 from mer_pipeline.datasets.megc2019 import GT_LIST, match_key, parse_sheet, parse_table
 from mer_pipeline.errors import AnnotationError, MerError
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "annotations"
-
 
 def write_xlsx(path: Path, rows):
     book = openpyxl.Workbook()
@@ -115,8 +113,10 @@ def test_packaged_list_is_the_official_one():
     classes = [sum(item.megc_class == c and item.dataset == d for item in listed)
                for d in ("smic", "casme2", "samm") for c in ("negative", "positive", "surprise")]
     assert classes == [70, 51, 43, 88, 32, 25, 92, 26, 15]  # the guidelines PDF table
-    if SHARED.is_dir():
-        assert GT_LIST.read_bytes() == (SHARED / "combined_3class_gt.csv").read_bytes()
+
+
+def test_packaged_list_is_the_reference_copy(reference_annotations):
+    assert GT_LIST.read_bytes() == (reference_annotations / "combined_3class_gt.csv").read_bytes()
 
 
 def test_malformed_list_rows_are_annotation_errors(tmp_path):
@@ -124,24 +124,22 @@ def test_malformed_list_rows_are_annotation_errors(tmp_path):
         parse_table([["samm", 6, "006_1_2", 0], ["casme", "x", "y", 4]], tmp_path / "gt.csv")
 
 
-def test_composite_from_the_real_sheets_is_442(tmp_path):
+def test_composite_from_the_real_sheets_is_442(reference_annotations, tmp_path):
     """Skeleton trees built from the real CASME II and SAMM sheets: the official list selects 145 + 133 + 164."""
-    if not SHARED.is_dir():
-        pytest.skip(f"reference annotations not found at {SHARED} (CI has ../shared beside the clone)")
     from mer_pipeline.annotations import as_int, find_header, read_table, rows_as_dicts
     from mer_pipeline.datasets import casme2 as casme2_adapter
     from mer_pipeline.datasets.samm import parse_sheet as parse_samm
 
     casme2, samm, smic = tmp_path / "casme2", tmp_path / "samm", tmp_path / "smic"
-    sheet = SHARED / "CASME2-coding-20190701.xlsx"
+    sheet = reference_annotations / "CASME2-coding-20190701.xlsx"
     table = read_table(sheet)
     for row in rows_as_dicts(table, find_header(table, casme2_adapter.COLUMNS, sheet)):
         folder = casme2 / "CASME2_RAW_selected" / f"sub{as_int(row['Subject']):02d}" / row["Filename"]
         touch_frames(folder, [f"img{row['OnsetFrame']}.jpg"])
     casme2.joinpath("CASME2-coding-20190701.xlsx").symlink_to(sheet)
-    for label in parse_samm(SHARED / "SAMM_Micro_FACS_Codes_v2.xlsx"):
+    for label in parse_samm(reference_annotations / "SAMM_Micro_FACS_Codes_v2.xlsx"):
         touch_frames(samm / "SAMM" / label.subject / label.clip, [f"{label.subject}_{label.onset:05d}.jpg"])
-    samm.joinpath("SAMM_Micro_FACS_Codes_v2.xlsx").symlink_to(SHARED / "SAMM_Micro_FACS_Codes_v2.xlsx")
+    samm.joinpath("SAMM_Micro_FACS_Codes_v2.xlsx").symlink_to(reference_annotations / "SAMM_Micro_FACS_Codes_v2.xlsx")
     emotions = {"ne": "negative", "po": "positive", "sur": "surprise"}
     for item in parse_sheet(GT_LIST):
         if item.dataset == "smic":

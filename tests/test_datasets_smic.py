@@ -1,7 +1,6 @@
 """SMIC adapter on hand-made SMIC_all_raw / SMIC_all_cropped trees; quirks of datasets.md section 4."""
 from pathlib import Path
 
-import click
 import pytest
 
 from mer_pipeline.datasets import get_adapter
@@ -92,6 +91,6 @@ def test_annotations_are_refused_with_the_reason(smic_raw, tmp_path):
         get_adapter("smic").scan(smic_raw, tmp_path / "x.xlsx")
 
 
-def test_subset_is_a_click_option_defaulting_to_hs():
+def test_subset_is_an_option_defaulting_to_hs():
     (option,) = get_adapter("smic").options
-    assert isinstance(option, click.Option) and option.name == "subset" and option.default == "HS"
+    assert option.name == "subset" and option.default == "HS" and option.choices == ("HS", "VIS", "NIR")

@@ -24,12 +24,8 @@ from mer_pipeline.synth.cli import synth
 from mer_pipeline.synth.errors import SynthError
 from mer_pipeline.synth.faces import detect_faces
 from mer_pipeline.synth.layouts import LAYOUTS
-from mer_pipeline.synth.layouts.base import schedule
+from mer_pipeline.synth.layouts._base import schedule
 from mer_pipeline.synth.presets import get_preset
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "annotations"
-needs_reference = pytest.mark.skipif(
-    not SHARED.is_dir(), reason=f"reference annotations not found at {SHARED} (CI has ../shared beside the clone)")
 
 OURS = ("casme2", "samm", "smic", "casme3", "ckplus")  # the layouts of this module (others have their own tests)
 SIZES = {  # small trees; smic writes 0.9 MB BMP frames, casme3 needs several MEs per video folder
@@ -215,16 +211,15 @@ def test_quirks_are_planted_and_recorded(trees):
     assert all((raw / p).is_file() for p in junk)
 
 
-@needs_reference
 @pytest.mark.parametrize("dataset, sheet, real, header_row", [
     ("casme2", "CASME2-coding-20190701.xlsx", "Sheet1", 1),
     ("samm", "SAMM/SAMM_Micro_FACS_Codes_v2.xlsx", "MICRO_ONLY", 14),
     ("casme3", "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx", "label", 1),
 ])
-def test_sheets_match_the_real_files(trees, dataset, sheet, real, header_row):
+def test_sheets_match_the_real_files(reference_annotations, trees, dataset, sheet, real, header_row):
     """Same sheet name, header cells (and their place) and cell types per column as the real file."""
     ours = openpyxl.load_workbook(trees[dataset] / sheet)[real]
-    theirs = openpyxl.load_workbook(SHARED / Path(sheet).name)[real]
+    theirs = openpyxl.load_workbook(reference_annotations / Path(sheet).name)[real]
     assert [c.value for c in ours[header_row]] == [c.value for c in theirs[header_row]]
     if header_row > 1:  # the notes block above the header
         for r in range(1, header_row):

@@ -58,3 +58,24 @@ def test_default_class_set_is_inferred_only_when_unambiguous():
     with pytest.raises(LabelSetError, match=r"cannot infer the class set from dataset\(s\) mmew; pass --classes "
                                             r"casme2-5\|samm-5\|megc2019-3\|casme3-7"):
         infer_class_set(["mmew"])
+
+
+def test_the_class_sets_have_one_home_in_stage_one():
+    """mer_train.labels keeps its names, and they are mer_pipeline.classes' own objects (no copy)."""
+    import mer_pipeline.classes as classes
+    import mer_train.labels as labels
+
+    assert labels.__all__ and all(getattr(labels, name) is getattr(classes, name) for name in labels.__all__)
+    assert LabelSetError is classes.LabelSetError
+
+
+def test_stage_one_never_imports_stage_two():
+    import re
+    from pathlib import Path
+
+    import mer_pipeline
+
+    root = Path(mer_pipeline.__file__).parent
+    offenders = [str(p.relative_to(root)) for p in sorted(root.rglob("*.py"))
+                 if re.search(r"^\s*(from|import)\s+mer_train\b", p.read_text(), re.M)]
+    assert not offenders, f"stage one imports stage two in {offenders}"

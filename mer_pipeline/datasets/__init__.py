@@ -1,30 +1,57 @@
-"""Dataset adapters: one file per dataset, each registered by name.
+"""Dataset adapters: one file per dataset, found by `mer_pipeline.discover`.
 
 An adapter reads a raw tree exactly as users have it after download plus its annotation sheet and
-returns canonical `Sample`s (and `Failure`s for rows it must reject). Adding a dataset is adding
-one file here, its synthetic layout in `mer_pipeline.synth`, and their tests.
+returns canonical `Sample`s (and `Failure`s for rows it must reject). Each module
+`datasets/<name>.py` declares `ADAPTER = Adapter(name="<name>", scan=scan, ...)` and its extra
+command-line options as `Option` data (the CLI makes click options of them). Adding a dataset is adding
+that file, its synthetic layout `mer_pipeline/synth/layouts/<name>.py`, and their tests; nothing
+else lists the adapters. Modules starting with `_` (`_common.py`) are shared helpers.
 """
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..errors import MerError
 from ..sample import ScanResult
 
-# Modules imported on first use of the registry (never at package import time).
-_ADAPTER_MODULES = ("casme2", "samm", "smic", "casme3", "mmew", "cas2", "ckplus", "oulu", "megc2019", "videos")
+
+@dataclass(frozen=True)
+class Option:
+    """An extra option of one dataset's command (SMIC's `--subset`), as data.
+
+    `mer_pipeline.cli` turns it into the click option `--<name>` and passes its value to
+    `scan(<name>=value)`. `type`: str (then `choices`, compared case-insensitively; the value passed
+    is the choice as spelled here), bool (a flag) or Path (an existing folder, e.g. a source tree).
+    """
+
+    name: str
+    help: str
+    type: type = str
+    choices: tuple[str, ...] = ()
+    default: Any = None
+    required: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def recorded(self) -> bool:
+        """Whether the value belongs to the shard set's recipe (and so its config hash). A folder says
+        where input lives, like RAW, and is left out: the same trees moved elsewhere make the same set."""
+        return self.type is not Path
 
 
 @dataclass(frozen=True)
 class Adapter:
-    """A registered dataset reader.
+    """A dataset reader, as its module declares it (`ADAPTER = Adapter(...)`).
 
-    `scan(raw, annotations, **options)` -> ScanResult. `options` are extra click options of the
-    dataset's command (e.g. SMIC's `--subset`); `takes_raw` is False for composites (MEGC2019)
-    whose command takes one path per source dataset instead of RAW.
+    `scan(raw, annotations, **options)` -> ScanResult, with one keyword per `Option` in `options`.
+    A composite (MEGC2019) names the datasets it is made of in `sources`; its command takes one
+    folder option per source instead of RAW.
     """
 
     name: str
@@ -32,37 +59,29 @@ class Adapter:
     description: str
     kind: str = "micro"
     fps: float = 0.0
-    options: tuple = field(default=())
-    takes_raw: bool = True
+    options: tuple[Option, ...] = ()
+    sources: tuple[str, ...] = ()
 
+    @property
+    def takes_raw(self) -> bool:
+        return not self.sources
 
-_REGISTRY: dict[str, Adapter] = {}
-
-
-def register_dataset(name: str, *, description: str, kind: str = "micro", fps: float = 0.0,
-                     options: tuple = (), takes_raw: bool = True):
-    """Decorator that registers `scan` as the adapter of dataset `name`."""
-
-    def decorate(scan: Callable[..., ScanResult]) -> Callable[..., ScanResult]:
-        _REGISTRY[name] = Adapter(name, scan, description, kind, fps, tuple(options), takes_raw)
-        return scan
-
-    return decorate
-
-
-def _load_all() -> None:
-    for module in _ADAPTER_MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{module}")
-        except ModuleNotFoundError as error:
-            if error.name != f"{__name__}.{module}":
-                raise
+    def recorded_options(self, values: dict[str, Any]) -> dict[str, str]:
+        """The option values a shard set's recipe records, as text (see `Option.recorded`)."""
+        left_out = {o.name for o in self.options if not o.recorded}
+        return {k: str(v) for k, v in sorted(values.items()) if k not in left_out}
 
 
 def available() -> dict[str, Adapter]:
-    """All registered adapters by name, in a stable order."""
-    _load_all()
-    return dict(sorted(_REGISTRY.items()))
+    """Every adapter by name, sorted; the modules are imported on first use, never at package import."""
+    return dict(_discovered())
+
+
+@functools.cache
+def _discovered() -> dict[str, Adapter]:
+    from ..discover import discover
+
+    return discover(__name__, "ADAPTER", Adapter)
 
 
 def get_adapter(name: str) -> Adapter:

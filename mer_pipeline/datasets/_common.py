@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 from ..annotations import Row, apply_fixes, as_text, check_frames, load_fixes
 from ..errors import AnnotationError, FrameError
 from ..frames import list_frames
-from ..sample import Failure, Sample, ScanResult
+from ..sample import Failure, Sample, ScanResult, sample_id
 
 FIXES_DIR = Path(__file__).parent / "fixes"
 # No micro-expression lasts a minute: a row that long has a typo the sources do not correct
@@ -43,11 +43,17 @@ class Label:
     error: str | None = None
 
     def sample_id(self, dataset: str) -> str:
-        return f"{dataset}/{self.subject or '?'}/{self.clip or '?'}"
+        return sample_id(dataset, self.subject or "?", self.clip or "?")
 
 
 def fail(sample_id: str, error: str, message: str, stage: str = "adapter") -> Failure:
     return Failure(sample_id, stage, error, message)
+
+
+def unlabelled(dataset: str, subject: str, folder: Path, sheet: Path) -> Failure:
+    """The failure of a clip folder that no row of `sheet` names (reported, never silently dropped)."""
+    return fail(sample_id(dataset, subject, folder.name), "AnnotationError",
+                f"{folder}: folder has no row in {sheet.name}; not labelled, skipped")
 
 
 def to_sample(dataset: str, label: Label, frames: dict[int, Path], *, fps: float, kind: str = "micro",
@@ -76,7 +82,7 @@ def to_sample(dataset: str, label: Label, frames: dict[int, Path], *, fps: float
         place = folder if folder is not None else "the frame folder"
         return fail(sample_id, "FrameError",
                     f"{where}: {place} has no frames numbered {onset}..{offset} "
-                    f"(it holds {len(frames)} images{_span(frames)}); is the download complete?")
+                    f"(it holds {len(frames)} images{_span(frames)}); check the row, or is the download complete?")
     missing = (offset - onset + 1) - len(inside)
     if missing:
         notes.append(f"{missing} of {offset - onset + 1} frames {onset}..{offset} missing; nearest frames used")

@@ -22,12 +22,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import click
 
 from ..annotations import as_int, as_text, read_table, sheet_names
 from ..errors import AnnotationError, DatasetLayoutError
 from ..sample import ScanResult
-from . import find_annotation, register_dataset
+from . import Adapter, Option, find_annotation
 from ._common import Label, collect, digits, fail, find_tree, from_folder, has_child_matching, subdirs
 
 log = logging.getLogger(__name__)
@@ -41,7 +40,7 @@ TYPES = {"micro": "micro-expression", "macro": "macro-expression"}
 _SUBJECT = r"s\d+"
 
 OPTIONS = (
-    click.Option(["--macro"], is_flag=True, help="Take the macro-expressions (kind=macro) instead of the micro ones."),
+    Option("macro", "Take the macro-expressions (kind=macro) instead of the micro ones.", type=bool, default=False),
 )
 
 
@@ -158,8 +157,6 @@ def video_folders(root: Path) -> dict[tuple[str, int, str], Path]:
     return index
 
 
-@register_dataset(NAME, description="CAS(ME)^2 (rawpic/s15/15_0101disgustingteeth/img001.jpg + CAS(ME)^2code_final.xlsx), "
-                  "30 fps", fps=FPS, options=OPTIONS)
 def scan(raw: Path, annotations: Path | None = None, macro: bool = False) -> ScanResult:
     kind = "macro" if macro else "micro"
     sheet = Path(annotations) if annotations else find_annotation(Path(raw), SHEETS, "CAS(ME)^2code_final.xlsx")
@@ -182,3 +179,7 @@ def scan(raw: Path, annotations: Path | None = None, macro: bool = False) -> Sca
         collect(result, from_folder(NAME, label, folder, fps=FPS, kind=kind, cache=cache), seen)
     log.info("%s %s: %d samples, %d rejected", NAME, kind, len(result.samples), len(result.failures))
     return result
+
+
+ADAPTER = Adapter(NAME, scan, description="CAS(ME)^2 (rawpic/s15/15_0101disgustingteeth/img001.jpg + CAS(ME)^2code_final.xlsx), "
+                  "30 fps", fps=FPS, options=OPTIONS)

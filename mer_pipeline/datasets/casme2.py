@@ -1,22 +1,28 @@
-"""CASME II: `sub01/EP02_01f/img46.jpg` trees (CASME2_RAW_selected, CASME2-RAW, Cropped with
+"""CASME II: `sub01/EP02_01f/img46.jpg` trees (CASME2_RAW_selected, CASME2-RAW or Cropped with
 reg_img*.jpg) and the CASME2-coding-20140508 / -20190701 sheets. 200 fps, 26 subjects.
 
 Quirks handled (datasets.md section 2): Subject as text '01' or int; blank columns C and G; the
 '/' apex of sub04/EP12_01f (spotted); apex equal to onset/offset (kept); offset before apex in the
 2014 sheet (fixes/casme2.csv); irregular filenames kept verbatim; folders without rows and rows
 without folders (reported); non-image files ignored.
+
+The shape every adapter has: `parse_sheet` turns the sheet into `Label`s, `scan` matches them to
+folders and `_common.from_folder` makes each a `Sample` or a `Failure` (frames onset..offset only,
+the duration guard, gaps noted). One check is CASME II's own: a second row naming the same folder
+(compared case-insensitively, as the folders are) is reported with its row before anything else
+about it is checked, so the first row's clip is kept and the duplicate is never read.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
-from ..annotations import as_int, as_text, check_frames, find_header, read_table, rows_as_dicts
-from ..errors import AnnotationError, DatasetLayoutError, FrameError
-from ..frames import list_frames
-from ..sample import Failure, Sample, ScanResult
-from . import find_annotation, register_dataset
-from ._common import _span, dataset_fixes
+from ..annotations import as_int, as_text, find_header, read_table, rows_as_dicts
+from ..errors import AnnotationError, DatasetLayoutError
+from ..sample import ScanResult
+from . import Adapter, find_annotation
+from ._common import Label, collect, dataset_fixes, fail, from_folder, subdirs, unlabelled
 
 log = logging.getLogger(__name__)
 
@@ -51,67 +57,70 @@ def subject_folder(value) -> str:
     return f"sub{number:02d}"
 
 
-@register_dataset(NAME, description="CASME II (CASME2_RAW_selected, CASME2-RAW or Cropped + coding sheet), 200 fps",
-                  fps=FPS)
+def parse_table(table: list[list[Any]], source: Path) -> list[Label]:
+    """The rows of a CASME II coding sheet as `Label`s, `fixes/casme2.csv` applied (a refused fix or an
+    unusable Subject makes that row's label carry `error`)."""
+    source = Path(source)
+    rows = rows_as_dicts(table, find_header(table, COLUMNS, source))
+    for note in dataset_fixes(NAME, rows, ("Subject", "Filename"), source):
+        log.info("%s: %s", source.name, note)
+    return [_label(row, source) for row in rows]
+
+
+def parse_sheet(path: Path) -> list[Label]:
+    return parse_table(read_table(path), path)
+
+
+def _label(row: dict, source: Path) -> Label:
+    label = Label(
+        subject="", clip=as_text(row.get("Filename")), onset=as_int(row.get("OnsetFrame")),
+        apex=as_int(row.get("ApexFrame")), offset=as_int(row.get("OffsetFrame")),
+        emotion=as_text(row.get("Estimated Emotion")), action_units=as_text(row.get("Action Units")),
+        where=f"{source.name} row {row['_row']}", notes=list(row.get("_notes", [])),
+    )
+    try:
+        label.subject = subject_folder(row.get("Subject"))
+    except AnnotationError as error:
+        label.error = str(error)
+        return label
+    if row.get("_refused"):
+        label.error = row["_refused"]
+    return label
+
+
+def clip_folders(root: Path) -> dict[tuple[str, str], Path]:
+    """(subject, clip) in lower case -> clip folder, for every clip folder under the frame root."""
+    return {(subject, clip): folder for subject, subject_dir in subdirs(root).items()
+            for clip, folder in subdirs(subject_dir).items()}
+
+
 def scan(raw: Path, annotations: Path | None = None) -> ScanResult:
     root = find_frame_root(raw)
     sheet = Path(annotations) if annotations else find_annotation(Path(raw), SHEETS, "CASME II coding sheet")
-    table = read_table(sheet)
-    rows = rows_as_dicts(table, find_header(table, COLUMNS, sheet))
-    for note in dataset_fixes(NAME, rows, ("Subject", "Filename"), sheet):
-        log.info("%s: %s", sheet.name, note)
-
-    folders = {(s.name.lower(), c.name.lower()): c for s in root.iterdir() if s.is_dir() for c in s.iterdir() if c.is_dir()}
-    result = ScanResult()
-    seen: set[tuple[str, str]] = set()
-    for row in rows:
-        where = f"{sheet.name} row {row['_row']}"
-        try:
-            subject = subject_folder(row["Subject"])
-        except AnnotationError as error:
-            result.failures.append(Failure(f"{NAME}/?/{as_text(row.get('Filename'))}", "adapter", "AnnotationError", f"{where}: {error}"))
+    labels = parse_sheet(sheet)
+    folders = clip_folders(root)
+    result, ids, rows = ScanResult(), set(), set()
+    for label in labels:
+        key = (label.subject.lower(), label.clip.lower())
+        if label.subject and key in rows:
+            result.failures.append(fail(label.sample_id(NAME), "AnnotationError",
+                                        f"{label.where}: duplicate row for {label.subject}/{label.clip}; kept the first"))
             continue
-        clip = as_text(row["Filename"])
-        sample_id = f"{NAME}/{subject}/{clip}"
-        key = (subject.lower(), clip.lower())
-        if key in seen:
-            result.failures.append(Failure(sample_id, "adapter", "AnnotationError", f"{where}: duplicate row for {subject}/{clip}; kept the first"))
-            continue
-        seen.add(key)
-        if row.get("_refused"):
-            result.failures.append(Failure(sample_id, "adapter", "AnnotationError", f"{where}: {row['_refused']}"))
-            continue
-        onset, apex, offset = (as_int(row[c]) for c in ("OnsetFrame", "ApexFrame", "OffsetFrame"))
-        try:
-            apex, offset, notes = check_frames(onset, apex, offset)
-        except AnnotationError as error:
-            result.failures.append(Failure(sample_id, "adapter", "AnnotationError", f"{where}: {error}"))
-            continue
+        if label.subject:
+            rows.add(key)
         folder = folders.get(key)
-        if folder is None:
-            result.failures.append(Failure(sample_id, "adapter", "DatasetLayoutError",
-                                           f"{where}: no frame folder {root / subject / clip}; is the download complete?"))
+        if folder is None and not label.error:
+            result.failures.append(fail(label.sample_id(NAME), "DatasetLayoutError",
+                                        f"{label.where}: no frame folder {root / label.subject / label.clip}; "
+                                        "is the download complete?"))
             continue
-        try:
-            frames = list_frames(folder)
-        except FrameError as error:  # e.g. img46.jpg next to img046.jpg: this clip only
-            result.failures.append(Failure(sample_id, "adapter", "FrameError", f"{where}: {error}"))
-            continue
-        inside = [n for n in frames if onset <= n <= offset]
-        if not inside:
-            result.failures.append(Failure(sample_id, "adapter", "FrameError",
-                                           f"{where}: {folder} has no frames numbered {onset}..{offset} (it holds "
-                                           f"{len(frames)} images{_span(frames)}); check the row, or is the download "
-                                           "complete?"))
-            continue
-        notes += list(row.get("_notes", []))
-        result.samples.append(Sample(
-            dataset=NAME, subject=subject, clip=clip, frames=frames, onset=onset, apex=apex,
-            offset=offset, emotion=as_text(row.get("Estimated Emotion")),
-            action_units=as_text(row.get("Action Units")), fps=FPS, kind="micro", notes=tuple(notes),
-        ))
+        collect(result, from_folder(NAME, label, folder, fps=FPS), ids)
     for key, folder in sorted(folders.items()):
-        if key not in seen:
-            result.failures.append(Failure(f"{NAME}/{folder.parent.name}/{folder.name}", "adapter", "AnnotationError",
-                                           f"{folder}: folder has no row in {sheet.name}; not labelled, skipped"))
+        if key not in rows:
+            result.failures.append(unlabelled(NAME, folder.parent.name, folder, sheet))
+    log.info("%s: %d samples, %d rejected", NAME, len(result.samples), len(result.failures))
     return result
+
+
+ADAPTER = Adapter(NAME, scan, description="CASME II (CASME2_RAW_selected, CASME2-RAW or Cropped + coding sheet), 200 fps",
+                  fps=FPS)

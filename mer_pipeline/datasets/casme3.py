@@ -32,12 +32,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import click
 
 from ..annotations import as_int, as_text, find_header, read_table, rows_as_dicts, sheet_names
 from ..errors import AnnotationError, DatasetLayoutError
 from ..sample import ScanResult
-from . import find_annotation, register_dataset
+from . import Adapter, Option, find_annotation
 from ._common import (Label, au_text, child, collect, dataset_fixes, digits, fail, find_tree, from_folder,
                       has_child_matching, resolve_columns, subdirs)
 
@@ -59,10 +58,10 @@ COLUMNS_C = {"subject": ("sub", "Subject"), "count": ("count",), "onset": ("onse
              "action_units": ("au", "AU"), "emotion": ("emotion",)}
 
 OPTIONS = (
-    click.Option(["--part"], type=click.Choice(["A", "C"], case_sensitive=False), default="A", show_default=True,
-                 help="Part A (lab, 30 fps, JpgIndex_v2 sheet) or Part C (mock crime, sheet mockCrimeME; no apex)."),
-    click.Option(["--macro"], is_flag=True,
-                 help="Part A macro-expressions (CAS(ME)3_part_A_v2.xls, AU+Emotion) as kind=macro samples."),
+    Option("part", "Part A (lab, 30 fps, JpgIndex_v2 sheet) or Part C (mock crime, sheet mockCrimeME; no apex).",
+           choices=("A", "C"), default="A"),
+    Option("macro", "Part A macro-expressions (CAS(ME)3_part_A_v2.xls, AU+Emotion) as kind=macro samples.",
+           type=bool, default=False),
 )
 
 
@@ -197,8 +196,6 @@ def part_c_folder(root: Path, label: Label) -> Path | None:
     return child(subject, "color")
 
 
-@register_dataset(NAME, description="CAS(ME)^3 Part A (spNO.1/a/color/355.jpg + JpgIndex_v2 sheet) or Part C, 30 fps",
-                  fps=FPS, options=OPTIONS)
 def scan(raw: Path, annotations: Path | None = None, part: str = "A", macro: bool = False) -> ScanResult:
     part = part.upper()
     if part == "C":
@@ -243,3 +240,7 @@ def _scan_part_c(raw: Path, annotations: Path | None) -> ScanResult:
         collect(result, from_folder(NAME, label, folder, fps=FPS, cache=cache), seen)
     log.info("%s part C: %d samples, %d rejected", NAME, len(result.samples), len(result.failures))
     return result
+
+
+ADAPTER = Adapter(NAME, scan, description="CAS(ME)^3 Part A (spNO.1/a/color/355.jpg + JpgIndex_v2 sheet) or Part C, 30 fps",
+                  fps=FPS, options=OPTIONS)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from ..errors import AnnotationError, DatasetLayoutError, FrameError
 from ..frames import frame_number, list_frames
-from ..sample import ScanResult
-from . import register_dataset
+from ..sample import ScanResult, sample_id
+from . import Adapter
 from ._common import Label, collect, fail, find_tree, subdirs, to_sample
 
 log = logging.getLogger(__name__)
@@ -66,8 +66,6 @@ def find_folder(raw: Path, name: str) -> Path | None:
     return find_tree(raw, lambda f: f.name.lower() == name, depth=3)
 
 
-@register_dataset(NAME, description="CK+ macro-expressions (cohn-kanade-images/ + Emotion/ labels; 327 labelled "
-                  "sequences), kind=macro", kind="macro", fps=FPS)
 def scan(raw: Path, annotations: Path | None = None) -> ScanResult:
     raw = Path(raw)
     if annotations is not None:
@@ -83,7 +81,7 @@ def scan(raw: Path, annotations: Path | None = None) -> ScanResult:
     result, seen, unlabelled = ScanResult(), set(), 0
     for subject in subdirs(images).values():
         for sequence in subdirs(subject).values():
-            sample_id = f"{NAME}/{subject.name}/{sequence.name}"
+            sid = sample_id(NAME, subject.name, sequence.name)
             emotion_folder = labels / subject.name / sequence.name
             files = sorted(emotion_folder.glob("*_emotion.txt")) if emotion_folder.is_dir() else []
             if not files:
@@ -94,10 +92,10 @@ def scan(raw: Path, annotations: Path | None = None) -> ScanResult:
                 peak = frame_number(files[0].name.replace("_emotion", ""))
                 frames = list_frames(sequence)
             except (AnnotationError, FrameError) as error:
-                result.failures.append(fail(sample_id, type(error).__name__, str(error)))
+                result.failures.append(fail(sid, type(error).__name__, str(error)))
                 continue
             if not frames:
-                result.failures.append(fail(sample_id, "FrameError", f"{sequence}: sequence folder holds no frames"))
+                result.failures.append(fail(sid, "FrameError", f"{sequence}: sequence folder holds no frames"))
                 continue
             label = Label(subject=subject.name, clip=sequence.name, onset=min(frames), apex=peak, offset=max(frames),
                           emotion=EMOTIONS[code], where=str(files[0]), extra={"emotion_code": code})
@@ -110,3 +108,7 @@ def scan(raw: Path, annotations: Path | None = None) -> ScanResult:
     log.info("%s: %d labelled sequences, %d without an emotion file skipped, %d rejected",
              NAME, len(result.samples), unlabelled, len(result.failures))
     return result
+
+
+ADAPTER = Adapter(NAME, scan, description="CK+ macro-expressions (cohn-kanade-images/ + Emotion/ labels; 327 labelled "
+                  "sequences), kind=macro", kind="macro", fps=FPS)

@@ -27,12 +27,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 
 from ..annotations import as_int, as_text, read_table
 from ..errors import AnnotationError, MerError
-from ..sample import Failure, Sample, ScanResult
-from . import get_adapter, register_dataset
+from ..sample import Failure, Sample, ScanResult, sample_id, split_sample_id
+from . import Adapter, Option, get_adapter
 from ._common import digits, fail
 
 log = logging.getLogger(__name__)
@@ -50,8 +49,7 @@ OFFICIAL_MAPPING = {
 }
 
 OPTIONS = tuple(
-    click.Option([f"--{source}"], type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
-                 help=f"The {title} raw folder (as for `mer-prep {source}`).")
+    Option(source, f"The {title} raw folder (as for `mer-prep {source}`).", type=Path, required=True)
     for source, title in (("casme2", "CASME II"), ("samm", "SAMM"), ("smic", "SMIC (HS subset is used)"))
 )
 
@@ -106,13 +104,11 @@ def parse_sheet(path: Path = GT_LIST) -> list[Listed]:
     return parse_table(read_table(path), Path(path))
 
 
-def _key_of(sample_id: str) -> tuple[str, str, str] | None:
-    parts = sample_id.split("/")
-    return match_key(*parts) if len(parts) == 3 else None
+def _key_of(text: str) -> tuple[str, str, str] | None:
+    parts = split_sample_id(text)
+    return match_key(*parts) if parts else None
 
 
-@register_dataset(NAME, description="MEGC2019 composite (442 = 145 CASME II + 133 SAMM + 164 SMIC-HS, official list) "
-                  "from the three raw folders", fps=0.0, options=OPTIONS, takes_raw=False)
 def scan(raw: Path | None = None, annotations: Path | None = None, casme2: Path | None = None,
          samm: Path | None = None, smic: Path | None = None) -> ScanResult:
     trees = {"casme2": casme2, "samm": samm, "smic": smic}
@@ -142,10 +138,10 @@ def scan(raw: Path | None = None, annotations: Path | None = None, casme2: Path 
         where = f"{source.name} row {item.row} ({item.dataset} {item.subject} {item.clip})"
         if sample is None:
             cause = rejected.get(key)
-            sample_id = cause.sample_id if cause else "/".join(key)
+            sid = cause.sample_id if cause else sample_id(*key)
             message = (f"{where} is listed but its adapter rejected it: {cause.message}" if cause else
                        f"{where} is listed but not found in the {item.dataset} folder {trees[item.dataset]}")
-            result.failures.append(fail(sample_id, cause.error if cause else "DatasetLayoutError", message))
+            result.failures.append(fail(sid, cause.error if cause else "DatasetLayoutError", message))
             continue
         notes = list(sample.notes)
         own = OFFICIAL_MAPPING[item.dataset].get(sample.emotion.lower())
@@ -158,3 +154,7 @@ def scan(raw: Path | None = None, annotations: Path | None = None, casme2: Path 
     log.info("%s: %d of %d listed samples found (%s); %d failures", NAME, len(result.samples), len(listed),
              ", ".join(f"{k} {v}" for k, v in counts.items()), len(result.failures))
     return result
+
+
+ADAPTER = Adapter(NAME, scan, description="MEGC2019 composite (442 = 145 CASME II + 133 SAMM + 164 SMIC-HS, official list) "
+                  "from the three raw folders", fps=0.0, options=OPTIONS, sources=SOURCES)

@@ -20,8 +20,8 @@ from typing import Any
 from ..annotations import as_int, as_text, find_header, read_table, rows_as_dicts
 from ..errors import DatasetLayoutError
 from ..sample import ScanResult
-from . import find_annotation, register_dataset
-from ._common import Label, collect, fail, from_folder, resolve_columns, subdirs
+from . import Adapter, find_annotation
+from ._common import Label, collect, fail, from_folder, resolve_columns, subdirs, unlabelled
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,6 @@ def clip_folders(raw: Path, depth: int = 5) -> dict[str, Path]:
     return found
 
 
-@register_dataset(NAME, description="MMEW micro-expressions ([S01/]happiness/S01-01-001/1.jpg + MMEW_Micro_Exp.xlsx), 90 fps",
-                  fps=FPS)
 def scan(raw: Path, annotations: Path | None = None) -> ScanResult:
     sheet = Path(annotations) if annotations else find_annotation(Path(raw), SHEETS, "MMEW_Micro_Exp sheet")
     labels = parse_sheet(sheet)
@@ -123,7 +121,10 @@ def scan(raw: Path, annotations: Path | None = None) -> ScanResult:
         collect(result, from_folder(NAME, label, folder, fps=FPS), seen)
     for name, folder in sorted(folders.items()):
         if name not in used:
-            result.failures.append(fail(f"{NAME}/{folder.name.split('-')[0].upper()}/{folder.name}", "AnnotationError",
-                                        f"{folder}: folder has no row in {sheet.name}; not labelled, skipped"))
+            result.failures.append(unlabelled(NAME, folder.name.split("-")[0].upper(), folder, sheet))
     log.info("%s: %d samples, %d rejected", NAME, len(result.samples), len(result.failures))
     return result
+
+
+ADAPTER = Adapter(NAME, scan, description="MMEW micro-expressions ([S01/]happiness/S01-01-001/1.jpg + MMEW_Micro_Exp.xlsx), 90 fps",
+                  fps=FPS)

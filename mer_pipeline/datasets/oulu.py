@@ -18,12 +18,11 @@ import logging
 import re
 from pathlib import Path
 
-import click
 
 from ..errors import DatasetLayoutError, FrameError
 from ..frames import list_frames
-from ..sample import ScanResult
-from . import register_dataset
+from ..sample import ScanResult, sample_id
+from . import Adapter, Option
 from ._common import Label, collect, fail, find_tree, has_child_matching, subdirs, to_sample
 
 log = logging.getLogger(__name__)
@@ -36,10 +35,8 @@ TREES = ("originalimg", "preprocess", "preprocess_img")
 _SUBJECT = r"p\d+"
 
 OPTIONS = (
-    click.Option(["--spectrum"], type=click.Choice(SPECTRA, case_sensitive=False), default="VL", show_default=True,
-                 help="Camera: VL (visible light) or NI (near infrared)."),
-    click.Option(["--lighting"], type=click.Choice(LIGHTING, case_sensitive=False), default="Strong", show_default=True,
-                 help="Illumination: Strong, Weak or Dark."),
+    Option("spectrum", "Camera: VL (visible light) or NI (near infrared).", choices=SPECTRA, default="VL"),
+    Option("lighting", "Illumination: Strong, Weak or Dark.", choices=LIGHTING, default="Strong"),
 )
 
 
@@ -67,8 +64,6 @@ def find_lighting_root(raw: Path, spectrum: str, lighting: str) -> Path:
     return root
 
 
-@register_dataset(NAME, description="Oulu-CASIA NIR&VIS macro-expressions (OriginalImg/VL/Strong/P001/Anger/000.jpeg), "
-                  "kind=macro, 25 fps", kind="macro", fps=FPS, options=OPTIONS)
 def scan(raw: Path, annotations: Path | None = None, spectrum: str = "VL", lighting: str = "Strong") -> ScanResult:
     if annotations is not None:
         raise DatasetLayoutError(f"{annotations}: Oulu-CASIA has no annotation file (labels are folder names); "
@@ -81,14 +76,14 @@ def scan(raw: Path, annotations: Path | None = None, spectrum: str = "VL", light
         if not re.fullmatch(_SUBJECT, name):
             continue
         for sequence in subdirs(subject).values():
-            sample_id = f"{NAME}/{subject.name}/{sequence.name}"
+            sid = sample_id(NAME, subject.name, sequence.name)
             try:
                 frames = list_frames(sequence)
             except FrameError as error:
-                result.failures.append(fail(sample_id, "FrameError", str(error)))
+                result.failures.append(fail(sid, "FrameError", str(error)))
                 continue
             if not frames:
-                result.failures.append(fail(sample_id, "FrameError", f"{sequence}: sequence folder holds no frames"))
+                result.failures.append(fail(sid, "FrameError", f"{sequence}: sequence folder holds no frames"))
                 continue
             label = Label(subject=subject.name, clip=sequence.name, onset=min(frames), apex=max(frames),
                           offset=max(frames), emotion=sequence.name, where=str(sequence),
@@ -96,3 +91,7 @@ def scan(raw: Path, annotations: Path | None = None, spectrum: str = "VL", light
             collect(result, to_sample(NAME, label, frames, fps=FPS, kind="macro", folder=sequence), seen)
     log.info("%s %s/%s: %d samples, %d rejected", NAME, spectrum, lighting, len(result.samples), len(result.failures))
     return result
+
+
+ADAPTER = Adapter(NAME, scan, description="Oulu-CASIA NIR&VIS macro-expressions (OriginalImg/VL/Strong/P001/Anger/000.jpeg), "
+                  "kind=macro, 25 fps", kind="macro", fps=FPS, options=OPTIONS)

@@ -19,8 +19,8 @@ from typing import Any
 from ..annotations import as_int, as_text, find_header, read_table, rows_as_dicts
 from ..errors import DatasetLayoutError
 from ..sample import ScanResult
-from . import find_annotation, register_dataset
-from ._common import Label, collect, digits, fail, find_tree, from_folder, resolve_columns, subdirs
+from . import Adapter, find_annotation
+from ._common import Label, collect, digits, fail, find_tree, from_folder, resolve_columns, subdirs, unlabelled
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,6 @@ def _holds_subjects(folder: Path) -> bool:
                for name, path in subdirs(folder).items())
 
 
-@register_dataset(NAME, description="SAMM (006/006_1_2/006_05562.jpg + SAMM_Micro_FACS_Codes_v2.xlsx), 200 fps",
-                  fps=FPS)
 def scan(raw: Path, annotations: Path | None = None) -> ScanResult:
     root = find_frame_root(raw)
     sheet = Path(annotations) if annotations else find_annotation(Path(raw), SHEETS, "SAMM FACS codes sheet")
@@ -120,7 +118,10 @@ def scan(raw: Path, annotations: Path | None = None) -> ScanResult:
         collect(result, from_folder(NAME, label, folder, fps=FPS), seen)
     for key, folder in sorted(folders.items(), key=lambda kv: str(kv[1])):
         if key not in used:
-            result.failures.append(fail(f"{NAME}/{folder.parent.name}/{folder.name}", "AnnotationError",
-                                        f"{folder}: folder has no row in {sheet.name}; not labelled, skipped"))
+            result.failures.append(unlabelled(NAME, folder.parent.name, folder, sheet))
     log.info("%s: %d samples, %d rejected", NAME, len(result.samples), len(result.failures))
     return result
+
+
+ADAPTER = Adapter(NAME, scan, description="SAMM (006/006_1_2/006_05562.jpg + SAMM_Micro_FACS_Codes_v2.xlsx), 200 fps",
+                  fps=FPS)

@@ -15,12 +15,11 @@ import logging
 import re
 from pathlib import Path
 
-import click
 
 from ..errors import AnnotationError, DatasetLayoutError, FrameError
 from ..frames import list_frames
-from ..sample import ScanResult
-from . import register_dataset
+from ..sample import ScanResult, sample_id
+from . import Adapter, Option
 from ._common import Label, child, collect, fail, find_tree, has_child_matching, subdirs, to_sample
 
 log = logging.getLogger(__name__)
@@ -33,8 +32,7 @@ TREES = ("smic_all_raw", "smic_all_cropped", "smic")
 _SUBJECT = r"s\d+"
 
 OPTIONS = (
-    click.Option(["--subset"], type=click.Choice(SUBSETS, case_sensitive=False), default="HS", show_default=True,
-                 help="SMIC camera: HS (high speed, 100 fps), VIS or NIR (25 fps)."),
+    Option("subset", "SMIC camera: HS (high speed, 100 fps), VIS or NIR (25 fps).", choices=SUBSETS, default="HS"),
 )
 
 
@@ -71,8 +69,6 @@ def clip_folders(root: Path) -> list[tuple[str, str, Path]]:
     return sorted(found, key=lambda t: (int(t[0][1:]), t[2].name))
 
 
-@register_dataset(NAME, description="SMIC (SMIC_all_raw or SMIC_all_cropped, HS/VIS/NIR; labels from folders), "
-                  "100 fps HS", fps=FPS["HS"], options=OPTIONS)
 def scan(raw: Path, annotations: Path | None = None, subset: str = "HS") -> ScanResult:
     subset = subset.upper()
     if subset not in SUBSETS:
@@ -85,19 +81,19 @@ def scan(raw: Path, annotations: Path | None = None, subset: str = "HS") -> Scan
     result, seen = ScanResult(), set()
     for subject, emotion, folder in clip_folders(root):
         where = str(folder)
-        sample_id = f"{NAME}/{subject}/{folder.name}"
+        sid = sample_id(NAME, subject, folder.name)
         if emotion.lower() not in EMOTIONS:
-            result.failures.append(fail(sample_id, "DatasetLayoutError",
+            result.failures.append(fail(sid, "DatasetLayoutError",
                                         f"{where}: emotion folder {emotion!r} is not one of {', '.join(EMOTIONS)}; "
                                         "skipped"))
             continue
         try:
             frames = list_frames(folder)
         except FrameError as error:
-            result.failures.append(fail(sample_id, "FrameError", str(error)))
+            result.failures.append(fail(sid, "FrameError", str(error)))
             continue
         if not frames:
-            result.failures.append(fail(sample_id, "FrameError",
+            result.failures.append(fail(sid, "FrameError",
                                         f"{where}: clip folder holds no frames; is the download complete?"))
             continue
         label = Label(subject=subject, clip=folder.name, onset=min(frames), apex=None, offset=max(frames),
@@ -108,3 +104,6 @@ def scan(raw: Path, annotations: Path | None = None, subset: str = "HS") -> Scan
     log.info("%s %s: %d samples, %d rejected", NAME, subset, len(result.samples), len(result.failures))
     return result
 
+
+ADAPTER = Adapter(NAME, scan, description="SMIC (SMIC_all_raw or SMIC_all_cropped, HS/VIS/NIR; labels from folders), "
+                  "100 fps HS", fps=FPS["HS"], options=OPTIONS)

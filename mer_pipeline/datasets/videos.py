@@ -36,8 +36,8 @@ from pathlib import Path
 from ..annotations import as_int, as_text, check_frames, find_header, read_table, rows_as_dicts
 from ..errors import AnnotationError, DatasetLayoutError, FrameError
 from ..frames import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoFrame, list_frames, probe_video
-from ..sample import KINDS, Failure, Sample, ScanResult
-from . import register_dataset
+from ..sample import KINDS, Failure, Sample, ScanResult, sample_id
+from . import Adapter
 from ._common import subdirs
 
 log = logging.getLogger(__name__)
@@ -117,8 +117,6 @@ def find_csv(raw: Path) -> Path | None:
     return sheets[0] if sheets else None
 
 
-@register_dataset(NAME, description="your own recordings: video files (mp4, avi, mov, mkv) or frame folders "
-                  "+ an optional CSV subject,clip,onset,apex,offset,emotion")
 def scan(raw: Path, annotations: Path | None = None) -> ScanResult:
     raw = Path(raw)
     recordings = find_recordings(raw)
@@ -154,7 +152,7 @@ def scan(raw: Path, annotations: Path | None = None) -> ScanResult:
         target = targets[row["_row"]]
         clip = as_text(row.get(columns.clip))
         if isinstance(target, str):
-            result.failures.append(Failure(f"{NAME}/{as_text(row.get(columns.subject)) or clip or '?'}/{clip or '?'}",
+            result.failures.append(Failure(sample_id(NAME, as_text(row.get(columns.subject)) or clip or "?", clip or "?"),
                                            "adapter", "AnnotationError", f"{where}, column clip: {target}"))
             continue
         if not as_text(row.get(columns.subject)):
@@ -163,7 +161,7 @@ def scan(raw: Path, annotations: Path | None = None) -> ScanResult:
     named = {id(t) for t in targets.values() if isinstance(t, Recording)}
     for recording in recordings:
         if id(recording) not in named:
-            result.failures.append(Failure(f"{NAME}/{recording.stem}/{recording.stem}", "adapter", "AnnotationError",
+            result.failures.append(Failure(sample_id(NAME, recording.stem, recording.stem), "adapter", "AnnotationError",
                                            f"{recording.path}: recording has no row in {sheet.name}; add a row "
                                            "(only the clip column is needed) to include it"))
     if unnamed:
@@ -233,7 +231,7 @@ class _RowError(AnnotationError):
 
 def _sample(row: dict, columns: _Columns, recording: Recording, where: str, rows_of_clip: int) -> Sample | Failure:
     subject = as_text(row.get(columns.subject)) if columns.subject else ""
-    provisional = f"{NAME}/{subject or recording.stem}/{recording.stem}"
+    provisional = sample_id(NAME, subject or recording.stem, recording.stem)
     try:
         recording.load()
     except FrameError as error:
@@ -305,3 +303,7 @@ def _number(value) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) else None
+
+
+ADAPTER = Adapter(NAME, scan, description="your own recordings: video files (mp4, avi, mov, mkv) or frame folders "
+                  "+ an optional CSV subject,clip,onset,apex,offset,emotion")

@@ -44,7 +44,7 @@ from .. import align as al
 from ..errors import FrameError, MerError, NoFaceFound
 from ..face import detect_face, get_backend
 from ..flow import TVL1Params, check_flow_available, compute_flow, optical_strain
-from ..sample import Failure
+from ..sample import Failure, sample_id
 from ..shards import (FAILURES, MANIFEST, SHARD_DIR, config_hash, shard_name, write_jsonl_atomic, write_manifest,
                       write_shard)
 from .longvideo import LongVideo, find_long_videos
@@ -299,7 +299,7 @@ def _suppress(candidates: list[tuple[int, Interval]]) -> list[Interval]:
 # shard records of spotted intervals
 
 def interval_sample_id(video: LongVideo, interval: Interval) -> str:
-    return f"{video.dataset}/{video.subject}/{Path(video.name).name}_{interval.onset:06d}"
+    return sample_id(video.dataset, video.subject, f"{Path(video.name).name}_{interval.onset:06d}")
 
 
 def interval_record(video: LongVideo, interval: Interval, onset_raw: np.ndarray, apex_raw: np.ndarray,

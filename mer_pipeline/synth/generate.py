@@ -23,12 +23,13 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from ..sample import subject_id
 from . import aus, motion
 from . import faces as facelib
 from . import population as pop
 from .errors import SynthError
 from .layouts import LAYOUTS, get_layout
-from .layouts.base import Clip, Layout, Video, schedule
+from .layouts._base import Clip, Layout, Video, schedule
 from .presets import MACRO_FACTORS, Preset, effective_preset, factor_state, get_preset, with_factors
 
 GENERATOR_VERSION = "1"
@@ -148,8 +149,8 @@ def _plan_tree(layout: Layout, subjects, clips_per_subject, seed: int, quirks: b
 
     photos = facelib.load_photos(faces)
     people = {  # a subject's identity depends on its name and the seed only, not on the tree's size
-        name: facelib.make_subject(f"{layout.name}/{name}", photos,
-                                   _rng(seed, layout.identity_stream, "identity", f"{layout.name}/{name}"),
+        name: facelib.make_subject(subject_id(layout.name, name), photos,
+                                   _rng(seed, layout.identity_stream, "identity", subject_id(layout.name, name)),
                                    layout.frame_size, layout.face_width, layout.grey, difficulty.identity_strength)
         for name in sorted({c.subject for c in plan.clips()})
     }
@@ -185,7 +186,7 @@ def _truth_document(layout: Layout, preset: Preset, arguments: dict, people: dic
         "layout": {"fps": layout.fps, "frame_size": list(layout.frame_size), "grey": layout.grey,
                    "kind": layout.kind, "image_format": layout.image_format, "roots": list(layout.roots)},
         "preset": _preset_dict(preset),
-        "subjects": {f"{layout.name}/{name}": {"subject": name, "landmarks": _round(s.landmarks, 3),
+        "subjects": {subject_id(layout.name, name): {"subject": name, "landmarks": _round(s.landmarks, 3),
                                                "identity": _jsonable(s.identity)}
                      for name, s in sorted(people.items())},
         "clips": sorted(entries, key=lambda e: e["sample_id"]),
@@ -197,7 +198,7 @@ def _truth_document(layout: Layout, preset: Preset, arguments: dict, people: dic
             factors = {k: (v if k in MACRO_FACTORS else None) for k, v in factors.items()}
         document["factors"] = factors
     for name, manner in manners.items():  # hard preset: traits and confounders per subject
-        document["subjects"][f"{layout.name}/{name}"].update(_jsonable(manner))
+        document["subjects"][subject_id(layout.name, name)].update(_jsonable(manner))
     if preset.population:
         counts: dict = {}
         for e in entries:

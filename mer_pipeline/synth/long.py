@@ -299,7 +299,7 @@ def _cas2_sheet(out: Path, videos: list[_Video]) -> Path:
     """CAS(ME)^2code_final.xlsx: CASFEcode_final (no header), naming rule1, naming rule2."""
     import openpyxl
 
-    from .layouts.base import save_workbook
+    from .layouts._base import save_workbook
     from .layouts.cas2 import SELF_REPORT, SHEET, STIMULI
 
     wb = openpyxl.Workbook()

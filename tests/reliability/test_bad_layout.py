@@ -11,6 +11,7 @@ import shutil
 import pytest
 
 from mer_pipeline.cli import main
+from mer_pipeline.frames import list_frames
 from mer_pipeline.shards import open_shards, verify_shards
 from reliability_helpers import (CLI_OPTIONS, SHEET, assert_only_these_failed, clip_folder, edit_sheet, failures,
                                  prep, replace_bytes, samples, shard_records)
@@ -101,7 +102,8 @@ def set_cells(sample_id, values):
 ], ids=["text-onset", "fractional-offset", "negative-onset", "frames-past-the-clip", "offset-before-onset"])
 def test_a_row_with_unusable_frames_rejects_only_its_clip(values, words, raw, clean_out, tmp_path):
     victim = samples(raw)[VICTIM]
-    words = words.format(onset=victim.onset, n=len(victim.frames), first=min(victim.frames), last=max(victim.frames))
+    folder = list_frames(clip_folder(raw, VICTIM))  # the whole folder (a sample keeps onset..offset only)
+    words = words.format(onset=victim.onset, n=len(folder), first=min(folder), last=max(folder))
     edit_sheet(raw, set_cells(VICTIM, values))
     out = tmp_path / "out"
     prep(raw, out)

@@ -1,5 +1,5 @@
-"""Property: the CASME II coding-sheet parser (inline in `casme2.scan`, the one sheet parser that
-tests/test_datasets_properties.py does not reach) takes any cell contents without crashing, raises
+"""Property: the CASME II coding-sheet parser (`casme2.parse_sheet` as `casme2.scan` uses it, the one sheet
+parser that tests/test_datasets_properties.py does not reach) takes any cell contents without crashing, raises
 only AnnotationError, and accounts for every row: each non-empty row becomes one sample or one
 failure naming its row, and every sample it yields is usable."""
 from __future__ import annotations

@@ -1,37 +1,16 @@
-"""Registry of synthetic raw layouts: one file per dataset, one line per dataset below.
+"""Synthetic raw layouts: one file per dataset, found by `mer_pipeline.discover`.
 
-To add a dataset: write `layouts/<name>.py` defining `LAYOUT = <Layout subclass>(name=..., ...)`
-(see `base.Layout` for the contract and `casme2.py` for a complete example) and add it to `_MODULES`.
+To add a dataset: write `layouts/<name>.py` declaring `LAYOUT = <Layout subclass>(name="<name>", ...)`
+(see `_base.Layout` for the contract and `casme2.py` for a complete example), next to its adapter
+`mer_pipeline/datasets/<name>.py`. Nothing else lists the layouts; `_base.py` is the shared helper.
 """
 from __future__ import annotations
 
-from importlib import import_module
-
+from ...discover import discover
 from ..errors import SynthError
-from .base import Layout
+from ._base import Layout
 
-_MODULES = (
-    "casme2",
-    "samm",
-    "smic",
-    "casme3",
-    "ckplus",
-    "mmew",
-    "cas2",
-    "oulu",
-    "videos",
-)
-
-
-def _load() -> dict[str, Layout]:
-    layouts = {}
-    for module in _MODULES:
-        layout = import_module(f"{__name__}.{module}").LAYOUT
-        layouts[layout.name] = layout
-    return layouts
-
-
-LAYOUTS: dict[str, Layout] = _load()
+LAYOUTS: dict[str, Layout] = discover(__name__, "LAYOUT", Layout)
 DATASETS: tuple[str, ...] = tuple(sorted(LAYOUTS))
 
 

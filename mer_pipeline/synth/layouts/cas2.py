@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 from .. import aus
-from .base import Layout, Plan, Video, save_workbook
+from ._base import Layout, Plan, Video, save_workbook
 
 SHEET = "CAS(ME)^2code_final.xlsx"
 STIMULI = {  # code -> (stimulus name, folder description)

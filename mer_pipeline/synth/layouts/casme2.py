@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .. import aus
-from .base import Layout, Plan, Video, pick_interior, save_workbook
+from ._base import Layout, Plan, Video, pick_interior, save_workbook
 
 IRREGULAR_NAMES = ("EP01_2", "EP08_1", "EP06_02_01", "EP09f")
 SHEET = "CASME2-coding-20190701.xlsx"

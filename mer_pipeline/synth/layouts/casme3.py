@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 from .. import aus
-from .base import Layout, Plan, Video, pick_interior, save_workbook
+from ._base import Layout, Plan, Video, pick_interior, save_workbook
 
 SHEET = "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
 HEADER = ("Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 from .. import aus
-from .base import Clip, Layout, Plan, Video
+from ._base import Clip, Layout, Plan, Video
 
 CODES = {"anger": 1, "contempt": 2, "disgust": 3, "fear": 4, "happy": 5, "sadness": 6, "surprise": 7}
 LABELLED_FRACTION = 0.55

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 from .. import aus
-from .base import Layout, Plan, Video, pick_interior, save_workbook
+from ._base import Layout, Plan, Video, pick_interior, save_workbook
 
 SHEET = "MMEW_Micro_Exp.xlsx"
 HEADER = ("Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units", "Estimated Emotion",

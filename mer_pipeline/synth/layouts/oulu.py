@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from .. import aus
-from .base import Clip, Layout, Plan, Video
+from ._base import Clip, Layout, Plan, Video
 
 EXPRESSIONS = ("Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise")
 

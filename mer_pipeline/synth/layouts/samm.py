@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .. import aus
-from .base import Layout, Plan, Video, save_workbook
+from ._base import Layout, Plan, Video, save_workbook
 
 SHEET = "SAMM_Micro_FACS_Codes_v2.xlsx"
 REAL_SUBJECTS = [k for k in range(6, 38) if k not in (8, 27, 29)]

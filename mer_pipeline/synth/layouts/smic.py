@@ -12,7 +12,7 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from .base import Layout, Plan, Video, pick_interior
+from ._base import Layout, Plan, Video, pick_interior
 
 REAL_SUBJECTS = (1, 2, 3, 4, 5, 6, 8, 9, 11, 12, 13, 14, 15, 18, 19, 20)
 CODES = {"negative": "ne", "positive": "po", "surprise": "sur"}

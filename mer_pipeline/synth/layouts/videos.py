@@ -24,7 +24,8 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from .base import Layout, Plan, Video
+from ...sample import sample_id
+from ._base import Layout, Plan, Video
 
 CSV_NAME = "labels.csv"
 FOLDER = "recordings"
@@ -80,7 +81,7 @@ class VideosLayout(Layout):
 
     def sample_id(self, clip):
         subject = clip.extra["csv"]["subject"] if "csv" in clip.extra else clip.subject
-        return f"{self.name}/{subject or clip.clip}/{clip.clip}"
+        return sample_id(self.name, subject or clip.clip, clip.clip)
 
     def frame_file(self, video, number):
         if video.extra.get("store") == "frames":

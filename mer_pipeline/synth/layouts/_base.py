@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from ...sample import sample_id
 from .. import aus
 
 KNOWN_PROTOTYPES = tuple(aus.EMOTION_AUS)
@@ -106,7 +107,7 @@ class Layout:
 
     # --- shared helpers ----------------------------------------------------------------------------
     def sample_id(self, clip: Clip) -> str:
-        return f"{self.name}/{clip.subject}/{clip.clip}"
+        return sample_id(self.name, clip.subject, clip.clip)
 
     def au_cell(self, tokens) -> str:
         """The sheet's Action Units cell for these FACS tokens ('4+R12'); a layout whose sheet writes
