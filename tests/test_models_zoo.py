@@ -136,19 +136,19 @@ def test_htnet_lite_attends_across_tokens_and_regions():
 
 
 @pytest.mark.slow
-def test_every_zoo_model_trains_a_loso_on_real_shards(casme2_shards, tmp_path):
+def test_every_zoo_model_trains_a_loso_on_real_shards(fake_shards, casme2_shards, tmp_path):
     """The real pipeline (synthetic CASME II -> dlib -> TV-L1 -> HDF5) -> mer_train.train, lightman
     with macro targets, each model at its spec's size; htnet_lite's boxes from the shards' landmarks."""
     import mer_train
     from mer_pipeline.shards import open_shards
-    from conftest_train import MACRO_EMOTIONS, write_fake_set
 
     out, _ = casme2_shards
     shards = open_shards(out, fields=("landmarks",))
     size = shards.arrays["landmarks"].shape  # (N, 68, 2) in pixels of the aligned crop
     crop = open_shards(out, fields=("flow",)).arrays["flow"].shape[-1]
-    macro = write_fake_set(tmp_path / "ckplus", dataset="ckplus", kind="macro", emotions=MACRO_EMOTIONS,
-                           subjects=3, per_emotion=1, amplitude=8.0, noise=0.5, size=crop, seed=2)
+    macro = fake_shards.write_set(tmp_path / "ckplus", dataset="ckplus", kind="macro",
+                                  emotions=fake_shards.MACRO_EMOTIONS, subjects=3, per_emotion=1, amplitude=8.0,
+                                  noise=0.5, size=crop, seed=2)
     # the aligned faces' mean landmarks put htnet_lite's regions within 2 px of the template's boxes
     landmarks = shards.arrays["landmarks"].mean(0) * (48 / crop)
     assert size[1:] == (68, 2)
