@@ -174,12 +174,14 @@ def test_targets_leave_out_the_test_subject_and_tasks_keep_subjects_apart(fake_r
 
 def test_cli_help_texts_have_examples():
     runner = CliRunner()
-    for args in (["--help"], ["train", "--help"], ["compare", "--help"], ["list", "--help"]):
+    commands = main.list_commands(main.make_context("mer-train", ["--help"], resilient_parsing=True))
+    assert {"train", "compare", "list", "tune", "fit", "predict"} <= set(commands)
+    for args in (["--help"], *([name, "--help"] for name in commands)):
         result = runner.invoke(main, args)
         assert result.exit_code == 0, result.output
-        assert "Example:" in result.output
+        assert "Example:" in result.output, args
     top = runner.invoke(main, ["--help"]).output
-    assert "compare" in top and "train" in top and "list" in top
+    assert all(name in top for name in commands)
     compare_help = runner.invoke(main, ["compare", "--help"]).output
     for option in ("--seeds", "--methods", "--shards", "--macro-shards", "--config", "--device", "--set"):
         assert option in compare_help
@@ -215,9 +217,9 @@ def test_cli_compare_writes_a_markdown_table(fake_root, tmp_path):
 
 def test_cli_compare_checks_methods_before_training(fake_root, tmp_path):
     runner = CliRunner()
-    result = runner.invoke(main, ["compare", "--shards", str(fake_root), "--methods", "erm,sgd"])
+    result = runner.invoke(main, ["compare", "--shards", str(fake_root), "--methods", "erm,tentt"])
     assert result.exit_code == 1
-    assert "unknown method(s) sgd" in result.output
+    assert "unknown method(s) tentt" in result.output and "erm+tent" in result.output  # the named variants too
     result = runner.invoke(main, ["compare", "--shards", str(fake_root / "casme2"), "--methods", "erm,lightman",
                                   "--out", str(tmp_path / "cmp")])
     assert result.exit_code == 1 and "--macro-shards" in result.output

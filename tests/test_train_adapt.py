@@ -168,12 +168,14 @@ def test_controls_permute_every_template_or_replace_them(fake_root):
     assert len(nearest.targets) == len(set(data.macro_emotion.tolist()))  # one prototype per source emotion
 
 
-def test_configs_that_would_read_labels_at_test_time_are_refused():
+def test_configs_that_would_read_labels_at_test_time_are_refused_and_test_adaptation_is_transductive():
     with pytest.raises(ConfigError, match="label-free"):
         TrainConfig().replace(aux_target="class_macro", test_adapt_steps=3)  # class_macro needs the label
     with pytest.raises(ConfigError, match="task_unit"):
         TrainConfig().replace(method="maml", task_unit="subject")
     assert TrainConfig().replace(task_unit="subject", test_adapt_steps=1).aux_target == "nearest_macro"
+    assert protocol(load_config("configs/ci.yaml")) == "inductive"
+    assert protocol(TrainConfig().replace(test_adapt_steps=3)) == "transductive"
     assert protocol(TrainConfig().replace(test_adapt_steps=3, test_adapt_loss="entropy")) == "transductive"
     assert protocol(TrainConfig().replace(subject_norm=True)) == "transductive"
     assert protocol(TrainConfig().replace(eval_adapt=3)) == "inductive"
@@ -261,5 +263,3 @@ def test_compare_runs_named_variants_and_keeps_the_protocols_apart(fake_root, tm
     assert "| erm+tent |" in transductive and "| lightman+tta |" in transductive
     saved = yaml.safe_load((tmp_path / "lightman+tta-seed0" / "config.yaml").read_text())
     assert saved["task_unit"] == "subject" and saved["test_adapt_steps"] == 1
-    unknown = CliRunner().invoke(main, ["compare", "--shards", str(fake_root), "--methods", "erm,tentt"])
-    assert unknown.exit_code == 1 and "tentt" in unknown.output and "erm+tent" in unknown.output

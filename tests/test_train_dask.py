@@ -168,13 +168,6 @@ def test_compare_never_puts_two_protocols_in_one_table():
     assert single == markdown_table({"erm": runs["erm"]}, [0, 1], "casme2-5") and "Not comparable" not in single
 
 
-def test_a_config_with_test_adaptation_is_recorded_as_transductive():
-    config = mer_train.load_config(CI)
-    assert loso.protocol(config) == "inductive"
-    assert loso.protocol(config.replace(test_adapt_steps=3)) == "transductive"
-    assert loso.protocol(config.replace(subject_norm=True)) == "transductive"
-
-
 @pytest.mark.parametrize("args, words", [
     (["--workers", "2", "--scheduler", "synchronous"],
      "--workers 2 starts a local cluster, but --scheduler synchronous runs every fold in this process"),

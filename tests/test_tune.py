@@ -245,7 +245,6 @@ def test_cli_tune_prints_the_score_and_the_values_chosen_per_fold(root, tmp_path
     assert lines[1:-1] == [f"  {fold['subject']}: lr={fold['chosen']['lr']} (inner UF1 "
                            f"{max(s['uf1'] for s in fold['inner']):.3f})" for fold in metrics["folds"]]
     assert lines[-1] == f"Run directory: {tmp_path / 'run'}"
-    assert "Example:" in CliRunner().invoke(main, ["tune", "--help"]).output
 
 
 def test_cli_tune_refuses_the_fold_scheduler_options_it_does_not_use_yet(root, tmp_path, trained):
