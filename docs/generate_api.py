@@ -109,12 +109,8 @@ def comment_of(node: ast.stmt, comments: dict[int, tuple[int, str]], lines: list
     """The comment on a statement's first line and its continuation lines (comment-only lines after it, at
     the same column), else the comment-only lines right above it."""
     if node.lineno in comments:
-        column, text = comments[node.lineno]
-        parts, line = [text], node.lineno + 1
-        while line in comments and comments[line][0] == column and not lines[line - 1][:column].strip():
-            parts.append(comments[line][1])
-            line += 1
-        return " ".join(parts)
+        last = last_comment_line(node.lineno, comments, lines)
+        return " ".join(comments[line][1] for line in range(node.lineno, last + 1))
     above, line = [], node.lineno - 1
     while line in comments and not lines[line - 1][:comments[line][0]].strip():
         above.insert(0, comments[line][1])
@@ -136,8 +132,10 @@ def value_comment(module: ModuleType, name: str) -> str:
     for node in tree.body if tree else []:
         if assigned_name(node) == name:
             return comment_of(node, comments, lines)
-        if isinstance(node, ast.ImportFrom) and node.level and any(a.name == name and a.asname is None for a in node.names):
-            origin = importlib.util.resolve_name("." * node.level + (node.module or ""), module.__package__ or module.__name__)
+        imported = isinstance(node, ast.ImportFrom) and any(a.name == name and a.asname is None for a in node.names)
+        if imported and node.level:
+            package = module.__package__ or module.__name__
+            origin = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
             return value_comment(importlib.import_module(origin), name)
     return ""
 
@@ -145,7 +143,8 @@ def value_comment(module: ModuleType, name: str) -> str:
 def field_sections(cls: type) -> dict[str, tuple[str, str]]:
     """{field: (section, comment)} of a class body: comment-only lines between statements start a section."""
     tree, comments, lines = source_comments(inspect.getmodule(cls))
-    body = next((n.body for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == cls.__name__), []) if tree else []
+    classes = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == cls.__name__] if tree else []
+    body = classes[0].body if classes else []
     found, section, previous_end = {}, "", body[0].lineno if body else 0
     for node in body:
         gap = [comments[line][1] for line in range(previous_end + 1, node.lineno)
@@ -217,7 +216,8 @@ def signature(name: str, obj: Any, drop_first: bool = False) -> str:
         if p.annotation is not p.empty:
             text += f": {annotation(p.annotation)}"
         if p.default is not p.empty:
-            text += f" = {default(p.default, short=True)}" if p.annotation is not p.empty else f"={default(p.default, True)}"
+            value = default(p.default, short=True)
+            text += f" = {value}" if p.annotation is not p.empty else f"={value}"
         parts.append(text)
         if p.kind is p.POSITIONAL_ONLY and (i + 1 == len(params) or params[i + 1].kind is not p.POSITIONAL_ONLY):
             parts.append("/")
@@ -237,7 +237,8 @@ def cell(text: str) -> str:
 
 
 def fields_table(cls: type) -> list[str]:
-    """key | type | default | comment, a row a field, a bold row where the source starts a section."""
+    """field | type | default | meaning (the comment next to it), a row a field; an italic row where the
+    source starts a section with a comment line."""
     if dataclasses.is_dataclass(cls):
         rows = [(f.name, annotation(f.type), field_default(f)) for f in dataclasses.fields(cls)]
     else:  # a NamedTuple
@@ -265,9 +266,9 @@ def field_default(f: dataclasses.Field) -> str:
 
 def members(cls: type) -> list[str]:
     """The public methods and properties a class defines itself, a line each."""
-    out = []
+    out, fields = [], {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
     for name, value in vars(cls).items():
-        if name.startswith("_") or (dataclasses.is_dataclass(cls) and name in {f.name for f in dataclasses.fields(cls)}):
+        if name.startswith("_") or name in fields:
             continue
         if isinstance(value, property):
             doc = first_paragraph(value.fget).replace("\n", " ")
