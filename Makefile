@@ -42,8 +42,11 @@ bench: install
 	$(BIN)/python benchmarks/bench_prep.py
 	$(BIN)/python benchmarks/bench_train.py
 
+# docs/cli.md (the commands' --help) and docs/api.md (the modules' __all__ and docstrings) are generated;
+# tests/test_docs.py fails when either is stale: run `make docs` and commit the result.
 docs: install
 	$(BIN)/python docs/generate_cli.py
+	$(BIN)/python docs/generate_api.py
 
 clean-demo:
 	rm -rf $(DEMO)

@@ -1,7 +1,7 @@
 """Write the reference half of docs/cli.md from the commands' own help (`make docs`).
 
 Everything between the `cli:begin` and `cli:end` markers of docs/cli.md is generated: each command's
-`--help` as click renders it at a fixed width. tests/test_cli.py fails when the file is stale.
+`--help` as click renders it at a fixed width. tests/test_docs.py fails when the file is stale.
 
     python docs/generate_cli.py          # rewrite docs/cli.md
     python docs/generate_cli.py --check  # exit 1 when docs/cli.md differs from what it would write
@@ -76,17 +76,19 @@ def render(doc: str) -> str:
     return head + BEGIN + "\n" + reference() + rest[rest.index(END):]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(doc_path: Path = DOC, render=render, description: str = __doc__) -> None:
+    """The command line of every docs generator (docs/generate_*.py): rewrite `doc_path` with
+    `render(current text)`, or with --check exit 1 when it is stale."""
+    parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
-    doc = DOC.read_text(encoding="utf-8")
+    doc = doc_path.read_text(encoding="utf-8") if doc_path.exists() else ""
     new = render(doc)
     if args.check:
         if new != doc:
-            sys.exit(f"{DOC} is stale: run `python docs/generate_cli.py` (make docs)")
+            sys.exit(f"{doc_path} is stale: run `python docs/{Path(sys.argv[0]).name}` (make docs)")
         return
-    DOC.write_text(new, encoding="utf-8")
+    doc_path.write_text(new, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -14,3 +14,8 @@ def prepare(*args, **kwargs):
     from .prepare import prepare as _prepare
 
     return _prepare(*args, **kwargs)
+
+
+# The public names and modules (docs/api.md is generated from them: `make docs`). `prepare` is also the
+# module mer_pipeline.prepare, which replaces the function above once anything imports it.
+__all__ = ["prepare", "sample", "shards", "synth", "export", "spotting", "errors"]

@@ -31,3 +31,7 @@ class ShardError(MerError):
 
 class OutputLocked(MerError):
     """Another mer-prep process is writing into the same output folder."""
+
+
+__all__ = ["MerError", "DatasetLayoutError", "AnnotationError", "FrameError", "NoFaceFound", "FlowUnavailable",
+           "ShardError", "OutputLocked"]

@@ -33,7 +33,7 @@ from .errors import MerError
 from .flow import STRAIN_FORMULAS
 from .shards import find_shard_sets, open_shards
 
-EXPORT_FORMATS = ("ststnet", "npz")
+EXPORT_FORMATS = ("ststnet", "npz")  # the layouts of the module docstring, as `export(format=...)` names them
 STSTNET_SIZE = 28
 DEFAULT_CLASSES = {"ststnet": "megc2019-3", "npz": None}
 META_COLUMNS = ("sample_id", "dataset", "subject", "clip", "emotion", "action_units", "kind", "apex_source",
@@ -42,6 +42,9 @@ META_COLUMNS = ("sample_id", "dataset", "subject", "clip", "emotion", "action_un
 
 @dataclass
 class ExportSummary:
+    """What `export` wrote: the samples kept (`skipped`: outside the class set), the files; str() is the
+    line mer-prep export prints."""
+
     dest: Path
     format: str
     classes: tuple[str, ...]
@@ -230,3 +233,6 @@ def _cell(value):
     if isinstance(value, (np.floating, float)):
         return f"{float(value):g}"
     return value.item() if hasattr(value, "item") else value
+
+
+__all__ = ["export", "ExportSummary", "EXPORT_FORMATS"]

@@ -32,6 +32,9 @@ PROGRESS_TOPIC = "mer-prep-progress"
 
 @dataclass
 class PrepareSummary:
+    """What `prepare` did: samples written and skipped, shards written (`reused` of them kept from a
+    previous run), wall time; str() is the line mer-prep prints."""
+
     out: Path
     ok: int
     failed: int
@@ -341,3 +344,6 @@ def _remove_stale(out: Path, keep: set[str]) -> None:
         elif path.suffix == ".h5" and path.name not in keep:
             log.info("removing %s: not part of this run's plan", path)
             path.unlink()
+
+
+__all__ = ["prepare", "PrepConfig", "PrepareSummary"]

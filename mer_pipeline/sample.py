@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-KINDS = ("micro", "macro")
+KINDS = ("micro", "macro")  # Sample.kind: micro-expressions are recognised, macro ones feed the auxiliary branch
 
 
 def subject_id(dataset: str, subject: str) -> str:
@@ -81,3 +81,6 @@ class ScanResult:
 
     samples: list[Sample] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+
+
+__all__ = ["Sample", "Failure", "KINDS"]

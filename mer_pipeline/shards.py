@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import ShardError
 
-SCHEMA = "mer-shards/1"
+SCHEMA = "mer-shards/1"  # the format version every manifest and shard carries (docs/shard-format.md)
 MANIFEST = "manifest.json"
 FAILURES = "failures.jsonl"
 SHARD_DIR = "shards"
@@ -144,6 +144,8 @@ def _write_text_atomic(path: Path, text: str) -> None:
 
 
 def load_manifest(out: Path) -> dict[str, Any]:
+    """OUT/manifest.json of a shard set; ShardError, saying what to do, when it is missing (an
+    interrupted run, a folder of shard sets), unreadable or of another schema."""
     out = Path(out)
     path = out / MANIFEST
     if not path.is_file():
@@ -292,3 +294,6 @@ def write_manifest(out: Path, *, dataset: str, config: dict[str, Any], shards: l
     }
     write_json_atomic(Path(out) / MANIFEST, manifest)
     return manifest
+
+
+__all__ = ["SCHEMA", "open_shards", "ShardSet", "find_shard_sets", "load_manifest", "verify_shards"]

@@ -47,5 +47,7 @@ def predict(*args, **kwargs):
     return _predict(*args, **kwargs)
 
 
+# The public names, and the public modules (docs/api.md is generated from them: `make docs`).
 __all__ = ["train", "compare", "fit", "predict", "TrainConfig", "load_config", "TrainError", "ConfigError", "DataError",
-           "LabelSetError", "MissingMacroShards"]
+           "LabelSetError", "MissingMacroShards",
+           "loso", "ablation", "deploy", "tune", "config", "data", "models", "errors"]

@@ -20,6 +20,8 @@ log = logging.getLogger("mer_train")
 
 @dataclass
 class CompareResult:
+    """A finished comparison: its directory, the markdown table (compare.md) and every run's metrics."""
+
     out: Path
     table: str                        # markdown
     runs: dict[str, list[dict]]       # method -> one metrics dict per seed
@@ -113,3 +115,6 @@ def markdown_table(runs: dict[str, list[dict]], seeds: Sequence[int], class_set:
                  for _, pick in parts]
         lines.append(f"| {method} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
+
+
+__all__ = ["compare", "CompareResult"]

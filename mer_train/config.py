@@ -165,6 +165,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 
 def save_config(config: TrainConfig, path: Path) -> None:
+    """Write `config` as YAML that `load_config(path)` reads back to the same config."""
     Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
 
 
@@ -265,3 +266,6 @@ def protocol(config: TrainConfig) -> str:
     """`transductive` when a run reads the test subject's (unlabelled) inputs before predicting it:
     test-time adaptation or per-subject normalisation; `inductive` otherwise. Never mixed in one table."""
     return "transductive" if config.test_adapt_steps > 0 or config.subject_norm else "inductive"
+
+
+__all__ = ["TrainConfig", "load_config", "save_config", "protocol", "METHODS", "VARIANTS"]

@@ -383,3 +383,6 @@ class FoldSampler:
             members = pool[self.y[pool] == c]
             picks.append(self.rng.choice(members, size=shots, replace=len(members) < shots))
         return np.concatenate(picks)
+
+
+__all__ = ["load_data", "MerData"]

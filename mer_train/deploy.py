@@ -35,6 +35,8 @@ MODEL_FORMAT = "mer-train-model/1"
 
 @dataclass
 class FitResult:
+    """A fitted model: the output folder, its model.pt and the resolved config."""
+
     out: Path
     model_path: Path
     config: TrainConfig
@@ -42,6 +44,8 @@ class FitResult:
 
 @dataclass
 class PredictResult:
+    """Predictions written: the CSV, the number of samples, the classes and how many samples each got."""
+
     out: Path
     n: int
     classes: tuple[str, ...]
@@ -202,3 +206,6 @@ def _align(checkpoint: dict, data: MerData, config: TrainConfig, device: torch.d
     return trainer.Align(stored["targets"].to(device), stored["has_target"].to(device), data.face_mask,
                          config.aux_target, config.aux_gate, None if permutation is None else permutation.to(device),
                          config.aux_smooth, config.aux_macro_pull)
+
+
+__all__ = ["fit", "predict", "load_model", "FitResult", "PredictResult"]

@@ -23,3 +23,6 @@ class DataError(TrainError):
 
 class MissingMacroShards(TrainError):
     """A method with the auxiliary branch was asked for, but no macro-expression samples were found."""
+
+
+__all__ = ["TrainError", "ConfigError", "LabelSetError", "DataError", "MissingMacroShards"]

@@ -34,6 +34,8 @@ CHECKPOINT_FORMAT = "mer-train-checkpoint/1"
 
 @dataclass
 class RunResult:
+    """A finished LOSO run: its directory, the resolved config and the pooled metrics (metrics.json)."""
+
     out: Path
     config: TrainConfig
     metrics: dict[str, Any]
@@ -258,3 +260,6 @@ def load_fold(path: Path, config: TrainConfig, subject: str, data: MerData) -> d
         return None
     log.info("%s: complete, fold %s reused", path, subject)
     return checkpoint
+
+
+__all__ = ["train", "train_runs", "RunResult"]

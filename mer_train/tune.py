@@ -54,6 +54,9 @@ SELECTION = "pooled UF1 of the inner folds; ties go to the first grid point in g
 
 @dataclass
 class TuneResult:
+    """A finished nested LOSO: its directory, the resolved config and the metrics pooled over the outer
+    folds (with the values chosen per fold)."""
+
     out: Path
     config: TrainConfig
     metrics: dict[str, Any]
@@ -363,3 +366,6 @@ def _write_report(out: Path, data: MerData, rows: np.ndarray, probs: np.ndarray,
     plot_confusion(out / "confusion.png", np.array(metrics["overall"]["confusion"]), data.classes,
                    f"tune: UF1 {metrics['overall']['uf1']:.3f}, UAR {metrics['overall']['uar']:.3f}")
     log.info("%s: no curves.png (the chosen steps differ between folds)", out)
+
+
+__all__ = ["tune", "parse_grid", "TuneResult"]

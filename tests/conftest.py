@@ -53,3 +53,19 @@ def casme2_shards(synth_casme2, tmp_path_factory):
     summary = prepare("casme2", synth_casme2, out, config=PrepConfig(), scheduler="synchronous", shard_size=4,
                       progress=False)
     return out, summary
+
+
+# Fake shard sets for the trainer tests (tests/fake_shards.py): fixtures, so no test imports the maker by name.
+@pytest.fixture(scope="session")
+def fake_shards():
+    """The fake shard maker: `fake_shards.write_set(OUT, dataset=..., kind=..., emotions=..., ...)`,
+    `fake_shards.build_root(ROOT)`, `fake_shards.MICRO_EMOTIONS`, `fake_shards.MACRO_EMOTIONS`."""
+    import fake_shards
+
+    return fake_shards
+
+
+@pytest.fixture(scope="session")
+def fake_root(fake_shards, tmp_path_factory) -> Path:
+    """ROOT/casme2 (5 micro subjects, 5 classes + fear to drop) and ROOT/ckplus (macro), made once."""
+    return fake_shards.build_root(tmp_path_factory.mktemp("fake-shards"))

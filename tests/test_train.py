@@ -1,7 +1,7 @@
 """End to end: fake shard sets -> LOSO with configs/ci.yaml -> run directory, for every method.
 
-The fake data (tests/conftest_train.py) plants a class-specific motion blob in every micro sample
-(~0.3 px, noise 0.1 px) and the same blobs at ~8 px in CK+-like macro samples.
+The fake data (tests/fake_shards.py, the `fake_root` fixture) plants a class-specific motion blob in
+every micro sample (~0.3 px, noise 0.1 px) and the same blobs at ~8 px in CK+-like macro samples.
 """
 import csv
 import json
@@ -17,7 +17,6 @@ from click.testing import CliRunner
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
 import mer_train
-from conftest_train import MICRO_EMOTIONS, fake_root, write_fake_set  # noqa: F401  (fixture)
 from mer_train import trainer
 from mer_train.cli import main
 from mer_train.config import load_config
@@ -28,13 +27,13 @@ CI = Path(__file__).resolve().parents[1] / "configs" / "ci.yaml"
 SUBJECTS = 5
 
 
-def run(fake_root, out, **overrides):  # noqa: F811
+def run(fake_root, out, **overrides):
     return mer_train.train(CI, shards=[str(fake_root)], out=str(out), **overrides)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["erm", "multitask", "maml", "lightman"])
-def test_every_method_runs_loso_and_learns_the_planted_patterns(fake_root, tmp_path, method):  # noqa: F811
+def test_every_method_runs_loso_and_learns_the_planted_patterns(fake_root, tmp_path, method):
     result = run(fake_root, tmp_path / "run", method=method)
     overall = result.metrics["overall"]
     assert overall["n"] == 50 and len(result.metrics["folds"]) == SUBJECTS
@@ -66,7 +65,7 @@ def test_every_method_runs_loso_and_learns_the_planted_patterns(fake_root, tmp_p
         saved["model"], num_classes=5, input_size=saved["input_size"]).state_dict())
 
 
-def test_same_seed_gives_identical_metrics_and_another_seed_does_not(fake_root, tmp_path):  # noqa: F811
+def test_same_seed_gives_identical_metrics_and_another_seed_does_not(fake_root, tmp_path):
     quick = {"method": "lightman", "steps": 4}
     first, second = run(fake_root, tmp_path / "a", **quick), run(fake_root, tmp_path / "b", **quick)
     assert first.metrics["overall"] == second.metrics["overall"]
@@ -75,7 +74,7 @@ def test_same_seed_gives_identical_metrics_and_another_seed_does_not(fake_root, 
     assert (other.out / "predictions.csv").read_bytes() != (first.out / "predictions.csv").read_bytes()
 
 
-def test_rerun_skips_complete_folds_and_retrains_missing_or_stale_ones(fake_root, tmp_path, monkeypatch):  # noqa: F811
+def test_rerun_skips_complete_folds_and_retrains_missing_or_stale_ones(fake_root, tmp_path, monkeypatch):
     first = run(fake_root, tmp_path / "run", method="erm", steps=3)
     trained = []
     original = trainer.train_fold
@@ -91,7 +90,7 @@ def test_rerun_skips_complete_folds_and_retrains_missing_or_stale_ones(fake_root
     assert trained == list(range(SUBJECTS))
 
 
-def test_lightman_and_multitask_without_macro_shards_stop_with_the_fix(fake_root, tmp_path):  # noqa: F811
+def test_lightman_and_multitask_without_macro_shards_stop_with_the_fix(fake_root, tmp_path):
     for method in ("lightman", "multitask"):
         result = CliRunner().invoke(main, ["--shards", str(fake_root / "casme2"), "--config", str(CI),
                                            "--method", method, "--out", str(tmp_path / method)])
@@ -112,16 +111,17 @@ def test_lightman_and_multitask_without_macro_shards_stop_with_the_fix(fake_root
     (2, "maml", "2 subject(s) in --shards: leave-one-subject-out needs at least 2, and --method maml at least 3 "
                 "(tasks take support and query sets from different training subjects); use --method erm"),
 ])
-def test_too_few_subjects_stop_before_training(tmp_path, subjects, method, message):
-    shards = write_fake_set(tmp_path / "casme2", dataset="casme2", kind="micro", emotions=MICRO_EMOTIONS,
-                            subjects=subjects, per_emotion=1, amplitude=0.3, noise=0.1)
+def test_too_few_subjects_stop_before_training(fake_shards, tmp_path, subjects, method, message):
+    shards = fake_shards.write_set(tmp_path / "casme2", dataset="casme2", kind="micro",
+                                   emotions=fake_shards.MICRO_EMOTIONS, subjects=subjects, per_emotion=1,
+                                   amplitude=0.3, noise=0.1)
     result = CliRunner().invoke(main, ["--shards", str(shards), "--method", method, "--out", str(tmp_path / "run")])
     assert result.exit_code == 1
     assert result.output == f"Error: {message}\n"
     assert not (tmp_path / "run").exists()
 
 
-def test_macro_sets_are_found_in_a_folder_of_shard_sets_or_named_explicitly(fake_root):  # noqa: F811
+def test_macro_sets_are_found_in_a_folder_of_shard_sets_or_named_explicitly(fake_root):
     folder = load_data(load_config(CI, {"shards": [str(fake_root)]}))
     explicit = load_data(load_config(CI, {"shards": [str(fake_root / "casme2")],
                                           "macro_shards": [str(fake_root / "ckplus")]}))
@@ -149,7 +149,7 @@ def test_inputs_are_magnitude_normalised_per_sample():
     torch.testing.assert_close(rms, torch.ones(2))
 
 
-def test_targets_leave_out_the_test_subject_and_tasks_keep_subjects_apart(fake_root):  # noqa: F811
+def test_targets_leave_out_the_test_subject_and_tasks_keep_subjects_apart(fake_root):
     data = load_data(load_config(CI, {"shards": [str(fake_root)]}))
     targets, has_target = macro_targets(data, exclude_subject="casme2/sub00")
     assert has_target.tolist() == [True, True, False, True, False]  # no macro repression / others
@@ -174,12 +174,14 @@ def test_targets_leave_out_the_test_subject_and_tasks_keep_subjects_apart(fake_r
 
 def test_cli_help_texts_have_examples():
     runner = CliRunner()
-    for args in (["--help"], ["train", "--help"], ["compare", "--help"], ["list", "--help"]):
+    commands = main.list_commands(main.make_context("mer-train", ["--help"], resilient_parsing=True))
+    assert {"train", "compare", "list", "tune", "fit", "predict"} <= set(commands)
+    for args in (["--help"], *([name, "--help"] for name in commands)):
         result = runner.invoke(main, args)
         assert result.exit_code == 0, result.output
-        assert "Example:" in result.output
+        assert "Example:" in result.output, args
     top = runner.invoke(main, ["--help"]).output
-    assert "compare" in top and "train" in top and "list" in top
+    assert all(name in top for name in commands)
     compare_help = runner.invoke(main, ["compare", "--help"]).output
     for option in ("--seeds", "--methods", "--shards", "--macro-shards", "--config", "--device", "--set"):
         assert option in compare_help
@@ -191,7 +193,7 @@ def test_python_dash_m_runs_the_cli():
     assert "casme2-5: happiness, disgust, repression, surprise, others" in result.stdout
 
 
-def test_cli_train_is_the_default_command(fake_root, tmp_path):  # noqa: F811
+def test_cli_train_is_the_default_command(fake_root, tmp_path):
     result = CliRunner().invoke(main, ["--shards", str(fake_root), "--config", str(CI), "--method", "erm",
                                        "--set", "steps=3", "--out", str(tmp_path / "run"), "-q"])
     assert result.exit_code == 0, result.output
@@ -199,7 +201,7 @@ def test_cli_train_is_the_default_command(fake_root, tmp_path):  # noqa: F811
     assert result.output.endswith(f"Run directory: {tmp_path / 'run'}\n")
 
 
-def test_cli_compare_writes_a_markdown_table(fake_root, tmp_path):  # noqa: F811
+def test_cli_compare_writes_a_markdown_table(fake_root, tmp_path):
     result = CliRunner().invoke(main, ["compare", "--shards", str(fake_root), "--config", str(CI), "--methods",
                                        "erm,multitask", "--seeds", "2", "--set", "steps=3", "--out",
                                        str(tmp_path / "cmp"), "-q"])
@@ -213,11 +215,11 @@ def test_cli_compare_writes_a_markdown_table(fake_root, tmp_path):  # noqa: F811
         "compare.md", "compare.json", "erm-seed0", "erm-seed1", "multitask-seed0", "multitask-seed1"}
 
 
-def test_cli_compare_checks_methods_before_training(fake_root, tmp_path):  # noqa: F811
+def test_cli_compare_checks_methods_before_training(fake_root, tmp_path):
     runner = CliRunner()
-    result = runner.invoke(main, ["compare", "--shards", str(fake_root), "--methods", "erm,sgd"])
+    result = runner.invoke(main, ["compare", "--shards", str(fake_root), "--methods", "erm,tentt"])
     assert result.exit_code == 1
-    assert "unknown method(s) sgd" in result.output
+    assert "unknown method(s) tentt" in result.output and "erm+tent" in result.output  # the named variants too
     result = runner.invoke(main, ["compare", "--shards", str(fake_root / "casme2"), "--methods", "erm,lightman",
                                   "--out", str(tmp_path / "cmp")])
     assert result.exit_code == 1 and "--macro-shards" in result.output
@@ -225,7 +227,7 @@ def test_cli_compare_checks_methods_before_training(fake_root, tmp_path):  # noq
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without CUDA")
-def test_device_cuda_without_cuda_is_a_clear_error(fake_root, tmp_path):  # noqa: F811
+def test_device_cuda_without_cuda_is_a_clear_error(fake_root, tmp_path):
     result = CliRunner().invoke(main, ["--shards", str(fake_root), "--device", "cuda", "--out", str(tmp_path / "r")])
     assert result.exit_code == 1
     assert "sees no CUDA device; use --device cpu (or auto, which falls back to the CPU)" in result.output
@@ -247,9 +249,10 @@ def test_compare_table_has_per_dataset_columns_for_a_composite():
     assert mean_std([0.5]) == "0.500 ± 0.000"
 
 
-def test_a_composite_is_one_loso_over_the_subjects_of_every_dataset(fake_root, tmp_path):  # noqa: F811
-    write_fake_set(tmp_path / "samm", dataset="samm", kind="micro", emotions=("Anger", "Happiness", "Surprise", "Fear"),
-                   subjects=3, per_emotion=1, amplitude=0.3, noise=0.1, seed=3)
+def test_a_composite_is_one_loso_over_the_subjects_of_every_dataset(fake_shards, fake_root, tmp_path):
+    fake_shards.write_set(tmp_path / "samm", dataset="samm", kind="micro",
+                          emotions=("Anger", "Happiness", "Surprise", "Fear"), subjects=3, per_emotion=1,
+                          amplitude=0.3, noise=0.1, seed=3)
     result = mer_train.train(CI, shards=[str(fake_root), str(tmp_path / "samm")], method="erm", steps=3,
                              out=str(tmp_path / "run"))
     metrics = result.metrics

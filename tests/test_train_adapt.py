@@ -9,7 +9,6 @@ import yaml
 import pytest
 import torch
 
-from conftest_train import fake_root  # noqa: F401  (fixture)
 from mer_train import trainer
 from mer_train.config import TrainConfig, load_config, protocol
 from mer_train.data import load_data, photometric
@@ -152,7 +151,7 @@ def test_self_alignment_rewards_the_true_displacement_where_the_input_is_hidden(
     assert true < 0.5 * none and wrong > none
 
 
-def test_controls_permute_every_template_or_replace_them(fake_root):  # noqa: F811
+def test_controls_permute_every_template_or_replace_them(fake_root):
     config = load_config("configs/ci.yaml", {"shards": [str(fake_root)]})
     data = load_data(config)
     subject = data.subjects[0]
@@ -169,12 +168,14 @@ def test_controls_permute_every_template_or_replace_them(fake_root):  # noqa: F8
     assert len(nearest.targets) == len(set(data.macro_emotion.tolist()))  # one prototype per source emotion
 
 
-def test_configs_that_would_read_labels_at_test_time_are_refused():
+def test_configs_that_would_read_labels_at_test_time_are_refused_and_test_adaptation_is_transductive():
     with pytest.raises(ConfigError, match="label-free"):
         TrainConfig().replace(aux_target="class_macro", test_adapt_steps=3)  # class_macro needs the label
     with pytest.raises(ConfigError, match="task_unit"):
         TrainConfig().replace(method="maml", task_unit="subject")
     assert TrainConfig().replace(task_unit="subject", test_adapt_steps=1).aux_target == "nearest_macro"
+    assert protocol(load_config("configs/ci.yaml")) == "inductive"
+    assert protocol(TrainConfig().replace(test_adapt_steps=3)) == "transductive"
     assert protocol(TrainConfig().replace(test_adapt_steps=3, test_adapt_loss="entropy")) == "transductive"
     assert protocol(TrainConfig().replace(subject_norm=True)) == "transductive"
     assert protocol(TrainConfig().replace(eval_adapt=3)) == "inductive"
@@ -195,18 +196,18 @@ def fold_probs(config, data, subject):
 
 
 @pytest.fixture(scope="module")
-def fake_data(fake_root):  # noqa: F811
+def fake_data(fake_root):
     """The fake shards loaded once: every config below differs from configs/ci.yaml in keys that
     load_data does not read (mer_train.data.DATA_KEYS)."""
     return load_data(load_config("configs/ci.yaml", {"shards": [str(fake_root)]}))
 
 
-def short(fake_root, **overrides):  # noqa: F811
+def short(fake_root, **overrides):
     return load_config("configs/ci.yaml", {"shards": [str(fake_root)], "steps": 3, "batch_size": 8, **overrides})
 
 
 @pytest.mark.parametrize("overrides", TRANSDUCTIVE)
-def test_the_transductive_protocol_reads_no_test_label(fake_root, fake_data, overrides):  # noqa: F811
+def test_the_transductive_protocol_reads_no_test_label(fake_root, fake_data, overrides):
     """Permuting the test subject's labels (to other classes) leaves its predictions identical; the
     adaptation did change them (else the test would prove nothing)."""
     config, data = short(fake_root, **overrides), fake_data
@@ -224,7 +225,7 @@ def test_the_transductive_protocol_reads_no_test_label(fake_root, fake_data, ove
 @pytest.mark.parametrize("overrides", [{"eval_adapt": 2}, {"eval_adapt": 2, "aux_target": "nearest_macro",
                                                               "outer_base_weight": 0.5},
                                        TRANSDUCTIVE[0]])
-def test_eval_adapt_and_test_time_adaptation_are_reproducible_by_seed(fake_root, fake_data, overrides):  # noqa: F811
+def test_eval_adapt_and_test_time_adaptation_are_reproducible_by_seed(fake_root, fake_data, overrides):
     config, data = short(fake_root, **overrides), fake_data
     subject = data.subjects[0]
     first, again = fold_probs(config, data, subject), fold_probs(config, data, subject)
@@ -233,7 +234,7 @@ def test_eval_adapt_and_test_time_adaptation_are_reproducible_by_seed(fake_root,
     assert np.allclose(first.sum(1), 1)
 
 
-def test_self_alignment_needs_no_macro_expressions_and_the_others_still_do(fake_root, fake_data):  # noqa: F811
+def test_self_alignment_needs_no_macro_expressions_and_the_others_still_do(fake_root, fake_data):
     from mer_train.errors import MissingMacroShards
     from mer_train.loso import require_runnable
 
@@ -247,7 +248,7 @@ def test_self_alignment_needs_no_macro_expressions_and_the_others_still_do(fake_
 
 
 @pytest.mark.slow
-def test_compare_runs_named_variants_and_keeps_the_protocols_apart(fake_root, tmp_path):  # noqa: F811
+def test_compare_runs_named_variants_and_keeps_the_protocols_apart(fake_root, tmp_path):
     from click.testing import CliRunner
 
     from mer_train.cli import main
@@ -262,5 +263,3 @@ def test_compare_runs_named_variants_and_keeps_the_protocols_apart(fake_root, tm
     assert "| erm+tent |" in transductive and "| lightman+tta |" in transductive
     saved = yaml.safe_load((tmp_path / "lightman+tta-seed0" / "config.yaml").read_text())
     assert saved["task_unit"] == "subject" and saved["test_adapt_steps"] == 1
-    unknown = CliRunner().invoke(main, ["compare", "--shards", str(fake_root), "--methods", "erm,tentt"])
-    assert unknown.exit_code == 1 and "tentt" in unknown.output and "erm+tent" in unknown.output

@@ -19,7 +19,6 @@ import pytest
 from click.testing import CliRunner
 
 import mer_train
-from conftest_train import fake_root  # noqa: F401  (fixture)
 from mer_train import distributed, loso, trainer
 from mer_train.ablation import comparison_tables, markdown_table
 from mer_train.cli import main
@@ -60,7 +59,7 @@ def files(run: Path) -> tuple[bytes, dict]:
     return (run / "predictions.csv").read_bytes(), json.loads((run / "metrics.json").read_text())["overall"]
 
 
-def test_two_workers_give_the_predictions_of_the_synchronous_run(fake_root, tmp_path):  # noqa: F811
+def test_two_workers_give_the_predictions_of_the_synchronous_run(fake_root, tmp_path):
     quick = ["--shards", fake_root, "--config", CI, "--method", "lightman", "--set", "steps=4", "-q"]
     train_cli(*quick, "--scheduler", "synchronous", "--out", tmp_path / "sync")
     output = train_cli(*quick, "--workers", "2", "--out", tmp_path / "workers")
@@ -91,7 +90,7 @@ class Bars:
 
 
 def test_compare_submits_every_fold_of_every_run_under_one_bar_and_workers_load_the_shards_once(
-        fake_root, tmp_path, cluster, monkeypatch):  # noqa: F811
+        fake_root, tmp_path, cluster, monkeypatch):
     address, client = cluster
     before = client.run(distributed.cache_info)
     monkeypatch.setattr(loso, "tqdm", Bars)
@@ -112,7 +111,7 @@ def test_compare_submits_every_fold_of_every_run_under_one_bar_and_workers_load_
     assert [r["protocol"] for r in summary["runs"]["erm"]] == ["inductive", "inductive"]
 
 
-def test_a_rerun_on_workers_never_redoes_a_complete_fold(fake_root, tmp_path, cluster):  # noqa: F811
+def test_a_rerun_on_workers_never_redoes_a_complete_fold(fake_root, tmp_path, cluster):
     address, _ = cluster
     first = mer_train.train(CI, shards=[str(fake_root)], out=str(tmp_path / "run"), method="erm", steps=3,
                             scheduler=address)
@@ -135,7 +134,7 @@ def failing_fold(config, data, fold, subject, device, progress=False):
 
 
 def test_a_failing_fold_stops_the_run_and_the_running_folds_keep_their_checkpoints(
-        fake_root, tmp_path, cluster, monkeypatch, by_value):  # noqa: F811
+        fake_root, tmp_path, cluster, monkeypatch, by_value):
     monkeypatch.setattr(trainer, "train_fold", failing_fold)
     with pytest.raises(TrainError, match=r"fold 1 \(casme2/sub01\): planted failure"):
         mer_train.train(CI, shards=[str(fake_root)], out=str(tmp_path / "run"), method="erm", steps=3,
@@ -169,26 +168,19 @@ def test_compare_never_puts_two_protocols_in_one_table():
     assert single == markdown_table({"erm": runs["erm"]}, [0, 1], "casme2-5") and "Not comparable" not in single
 
 
-def test_a_config_with_test_adaptation_is_recorded_as_transductive():
-    config = mer_train.load_config(CI)
-    assert loso.protocol(config) == "inductive"
-    assert loso.protocol(config.replace(test_adapt_steps=3)) == "transductive"
-    assert loso.protocol(config.replace(subject_norm=True)) == "transductive"
-
-
 @pytest.mark.parametrize("args, words", [
     (["--workers", "2", "--scheduler", "synchronous"],
      "--workers 2 starts a local cluster, but --scheduler synchronous runs every fold in this process"),
     (["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], "brings its own workers: pass one of the two"),
 ])
-def test_contradicting_cluster_options_are_refused_before_anything_is_written(fake_root, tmp_path, args, words):  # noqa: F811
+def test_contradicting_cluster_options_are_refused_before_anything_is_written(fake_root, tmp_path, args, words):
     result = CliRunner().invoke(main, ["--shards", str(fake_root), "--config", str(CI), *args,
                                        "--out", str(tmp_path / "run")])
     assert result.exit_code == 1 and words in result.output, result.output
     assert not (tmp_path / "run").exists()
 
 
-def test_data_passed_in_trains_in_this_process_only(fake_root, tmp_path):  # noqa: F811
+def test_data_passed_in_trains_in_this_process_only(fake_root, tmp_path):
     config = mer_train.load_config(CI, {"shards": [str(fake_root)], "out": str(tmp_path / "run")})
     data = loso.load_data(config)
     with pytest.raises(ConfigError, match="data= trains in this process"):
@@ -196,7 +188,7 @@ def test_data_passed_in_trains_in_this_process_only(fake_root, tmp_path):  # noq
     assert not (tmp_path / "run").exists()
 
 
-def test_an_address_without_a_scheduler_names_the_fix(fake_root, tmp_path, monkeypatch):  # noqa: F811
+def test_an_address_without_a_scheduler_names_the_fix(fake_root, tmp_path, monkeypatch):
     monkeypatch.setattr(distributed, "CONNECT_TIMEOUT_S", 1)
     port = free_port()
     result = CliRunner().invoke(main, ["--shards", str(fake_root), "--config", str(CI), "--method", "erm",
@@ -244,7 +236,7 @@ def dask_cluster(tmp_path):
 
 
 @pytest.mark.slow
-def test_an_existing_cluster_started_with_the_dask_cli_runs_a_loso(fake_root, tmp_path, dask_cluster):  # noqa: F811
+def test_an_existing_cluster_started_with_the_dask_cli_runs_a_loso(fake_root, tmp_path, dask_cluster):
     quick = ["--shards", fake_root, "--config", CI, "--method", "maml", "--set", "steps=3", "-q"]
     output = train_cli(*quick, "--scheduler", dask_cluster, "--out", tmp_path / "external")
     assert output.startswith(f"maml on casme2-5, {SUBJECTS} LOSO folds, 50 samples: UF1 ")
@@ -266,7 +258,7 @@ ERM = {"method": "erm", "steps": 3}
 
 
 @pytest.fixture(scope="module")
-def clean_run(fake_root, tmp_path_factory) -> Path:  # noqa: F811
+def clean_run(fake_root, tmp_path_factory) -> Path:
     """The run directory of an undisturbed in-process run: what every recovery must match."""
     out = tmp_path_factory.mktemp("clean") / "run"
     mer_train.train(CI, shards=[str(fake_root)], out=str(out), scheduler="synchronous", **ERM)
@@ -286,7 +278,7 @@ def dying_fold(config, data, fold, subject, device, progress=False, *, marker: P
 
 @pytest.mark.slow
 def test_a_worker_dying_once_in_a_fold_is_retried_and_the_run_matches_a_clean_one(
-        fake_root, clean_run, tmp_path, monkeypatch, by_value):  # noqa: F811
+        fake_root, clean_run, tmp_path, monkeypatch, by_value):
     marker = tmp_path / "died-once"
     monkeypatch.setattr(trainer, "train_fold", functools.partial(dying_fold, marker=marker))
     result = mer_train.train(CI, shards=[str(fake_root)], out=str(tmp_path / "run"), workers=2, **ERM)
@@ -297,7 +289,7 @@ def test_a_worker_dying_once_in_a_fold_is_retried_and_the_run_matches_a_clean_on
 
 @pytest.mark.slow
 def test_a_worker_dying_twice_in_a_fold_stops_the_run_naming_the_fold_and_a_rerun_resumes(
-        fake_root, clean_run, tmp_path, monkeypatch, by_value):  # noqa: F811
+        fake_root, clean_run, tmp_path, monkeypatch, by_value):
     real = trainer.train_fold
     monkeypatch.setattr(trainer, "train_fold", functools.partial(dying_fold, marker=None))
     run = tmp_path / "run"
@@ -331,7 +323,7 @@ def test_gpu_check_script_parses_and_refuses_unknown_options():
 
 
 @pytest.mark.slow
-def test_a_killed_run_on_workers_leaves_no_worker_behind_and_resumes(fake_root, tmp_path):  # noqa: F811
+def test_a_killed_run_on_workers_leaves_no_worker_behind_and_resumes(fake_root, tmp_path):
     import signal
 
     import psutil

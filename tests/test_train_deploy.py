@@ -8,7 +8,6 @@ import pytest
 import torch
 
 import mer_train
-from conftest_train import MACRO_EMOTIONS, MICRO_EMOTIONS, write_fake_set
 from mer_train.cli import main
 from mer_train.deploy import check_prep, fit, load_model, predict
 from mer_train.errors import DataError, TrainError
@@ -18,16 +17,17 @@ CI = Path(__file__).resolve().parents[1] / "configs" / "ci.yaml"
 
 
 @pytest.fixture(scope="module")
-def sets(tmp_path_factory):
+def sets(fake_shards, tmp_path_factory):
     root = tmp_path_factory.mktemp("deploy")
     train = root / "train"
-    write_fake_set(train / "casme2", dataset="casme2", kind="micro", emotions=MICRO_EMOTIONS, subjects=4,
-                   per_emotion=2, amplitude=0.3, noise=0.1, seed=1)
-    write_fake_set(train / "ckplus", dataset="ckplus", kind="macro", emotions=MACRO_EMOTIONS, subjects=3,
-                   per_emotion=2, amplitude=8.0, noise=0.5, seed=2)
+    fake_shards.write_set(train / "casme2", dataset="casme2", kind="micro", emotions=fake_shards.MICRO_EMOTIONS,
+                          subjects=4, per_emotion=2, amplitude=0.3, noise=0.1, seed=1)
+    fake_shards.write_set(train / "ckplus", dataset="ckplus", kind="macro", emotions=fake_shards.MACRO_EMOTIONS,
+                          subjects=3, per_emotion=2, amplitude=8.0, noise=0.5, seed=2)
     # a held-back person (other noise draws), with one emotion the model was not trained on
-    new = write_fake_set(root / "new", dataset="casme2", kind="micro", emotions=MICRO_EMOTIONS + ("fear",),
-                         subjects=1, per_emotion=3, amplitude=0.3, noise=0.1, seed=9)
+    new = fake_shards.write_set(root / "new", dataset="casme2", kind="micro",
+                                emotions=fake_shards.MICRO_EMOTIONS + ("fear",), subjects=1, per_emotion=3,
+                                amplitude=0.3, noise=0.1, seed=9)
     return train, new
 
 
@@ -38,7 +38,7 @@ def read(path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("overrides", [{}, {"aux_target": "nearest_macro", "test_adapt_steps": 1}])
-def test_fit_then_predict_labels_a_held_back_person_well_above_chance(sets, tmp_path, overrides):
+def test_fit_then_predict_labels_a_held_back_person_well_above_chance(fake_shards, sets, tmp_path, overrides):
     train, new = sets
     result = fit(CI, shards=[str(train)], out=str(tmp_path / "model"), **overrides)
     checkpoint = load_model(result.model_path)
@@ -50,7 +50,7 @@ def test_fit_then_predict_labels_a_held_back_person_well_above_chance(sets, tmp_
     assert list(rows[0]) == ["sample_id", "predicted", *[f"p_{c}" for c in checkpoint["classes"]]]
     assert len(rows) == 18 and out.n == 18  # every sample, the untrained emotion included
     known = [r for r in rows if not r["sample_id"].endswith(("EP015", "EP016", "EP017"))]  # fear is last
-    truth = {f"casme2/sub00/EP{i:03d}": e.lower() for i, e in enumerate(np.repeat(MICRO_EMOTIONS, 3))}
+    truth = {f"casme2/sub00/EP{i:03d}": e.lower() for i, e in enumerate(np.repeat(fake_shards.MICRO_EMOTIONS, 3))}
     correct = np.mean([r["predicted"] == truth[r["sample_id"]] for r in known])
     assert correct >= 0.6, f"accuracy {correct:.2f} on a held-back person (chance 0.2)"
     for r in rows:

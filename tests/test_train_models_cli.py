@@ -5,7 +5,6 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest_train import fake_root  # noqa: F401  (fixture)
 from mer_train.cli import main
 from mer_train.models import get_input_spec
 
@@ -14,7 +13,7 @@ CI = Path(__file__).resolve().parents[1] / "configs" / "ci.yaml"
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model,method", [("ststnet", "lightman"), ("htnet_lite", "multitask"), ("sssnet", "erm")])
-def test_the_model_flag_takes_the_model_s_own_input_size(fake_root, tmp_path, model, method):  # noqa: F811
+def test_the_model_flag_takes_the_model_s_own_input_size(fake_root, tmp_path, model, method):
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["--shards", str(fake_root), "--config", str(CI), "--model", model,
                                        "--method", method, "--set", "steps=2", "--scheduler", "synchronous",
@@ -25,7 +24,7 @@ def test_the_model_flag_takes_the_model_s_own_input_size(fake_root, tmp_path, mo
     assert "UF1" in result.output
 
 
-def test_an_explicit_input_size_wins_and_an_unknown_model_is_named(fake_root, tmp_path):  # noqa: F811
+def test_an_explicit_input_size_wins_and_an_unknown_model_is_named(fake_root, tmp_path):
     from mer_train.cli import _config
 
     assert _config(str(CI), ("input_size=40",), model="ststnet").input_size == 40

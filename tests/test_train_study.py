@@ -7,7 +7,6 @@ import pytest
 import torch
 
 import mer_train
-from conftest_train import fake_root  # noqa: F401  (fixture)
 from mer_train import trainer
 from mer_train.config import load_config
 from mer_train.data import flip_labels, keep_subjects, load_data, training_set
@@ -17,7 +16,7 @@ from test_train import CI, SUBJECTS
 
 
 @pytest.fixture(scope="module")
-def data(fake_root):  # noqa: F811
+def data(fake_root):
     return load_data(load_config(CI, {"shards": [str(fake_root)]}))
 
 
@@ -86,7 +85,7 @@ def test_flip_labels_reaches_every_other_class():
     assert torch.equal(y, torch.zeros(3000, dtype=torch.long))  # the input is not modified
 
 
-def test_training_uses_the_selection_and_scores_the_true_test_labels(fake_root, tmp_path, monkeypatch):  # noqa: F811
+def test_training_uses_the_selection_and_scores_the_true_test_labels(fake_root, tmp_path, monkeypatch):
     seen = []
     real = trainer.FoldSampler
 

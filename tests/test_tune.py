@@ -1,8 +1,8 @@
 """Nested LOSO (`mer-train tune`): values are chosen on each fold's training subjects only.
 
-Tiny fake shard sets (tests/conftest_train.py): 4 CASME II-like subjects whose micro samples and
-macro samples share subject ids (as in CAS(ME)^3), so the test subject's macro samples are
-something a careless inner loop could still read. configs/ci.yaml at 5 steps.
+Tiny fake shard sets (tests/fake_shards.py, the `fake_shards` fixture): 4 CASME II-like subjects
+whose micro samples and macro samples share subject ids (as in CAS(ME)^3), so the test subject's
+macro samples are something a careless inner loop could still read. configs/ci.yaml at 5 steps.
 """
 import csv
 import json
@@ -15,7 +15,6 @@ import torch
 from click.testing import CliRunner
 from sklearn.metrics import f1_score
 
-from conftest_train import MICRO_EMOTIONS, write_fake_set
 from mer_train import trainer
 from mer_train.cli import main
 from mer_train.config import load_config
@@ -31,12 +30,13 @@ ALL = [f"casme2/sub{i:02d}" for i in range(SUBJECTS)]
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory) -> Path:
+def root(fake_shards, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tune-shards")
-    write_fake_set(root / "casme2", dataset="casme2", kind="micro", emotions=MICRO_EMOTIONS, subjects=SUBJECTS,
-                   per_emotion=2, amplitude=0.3, noise=0.1, seed=1)
-    write_fake_set(root / "casme2-macro", dataset="casme2", kind="macro", emotions=MICRO_EMOTIONS[:4],
-                   subjects=SUBJECTS, per_emotion=1, amplitude=8.0, noise=0.5, seed=2)
+    fake_shards.write_set(root / "casme2", dataset="casme2", kind="micro", emotions=fake_shards.MICRO_EMOTIONS,
+                          subjects=SUBJECTS, per_emotion=2, amplitude=0.3, noise=0.1, seed=1)
+    fake_shards.write_set(root / "casme2-macro", dataset="casme2", kind="macro",
+                          emotions=fake_shards.MICRO_EMOTIONS[:4], subjects=SUBJECTS, per_emotion=1, amplitude=8.0,
+                          noise=0.5, seed=2)
     return root
 
 
@@ -222,9 +222,10 @@ def test_a_grid_never_mixes_the_inductive_and_transductive_protocols(root, tmp_p
     assert trained == [] and not (tmp_path / "run").exists()
 
 
-def test_too_few_subjects_for_nested_loso_is_a_clear_error(tmp_path, trained):
-    shards = write_fake_set(tmp_path / "casme2", dataset="casme2", kind="micro", emotions=MICRO_EMOTIONS,
-                            subjects=3, per_emotion=1, amplitude=0.3, noise=0.1)
+def test_too_few_subjects_for_nested_loso_is_a_clear_error(fake_shards, tmp_path, trained):
+    shards = fake_shards.write_set(tmp_path / "casme2", dataset="casme2", kind="micro",
+                                   emotions=fake_shards.MICRO_EMOTIONS, subjects=3, per_emotion=1, amplitude=0.3,
+                                   noise=0.1)
     message = (r"^3 subjects in --shards: nested LOSO trains each inner fold on 1 subject\(s\) .* --method maml needs "
                r"at least 2; use at least 4 subjects, or --method erm$")
     with pytest.raises(DataError, match=message):
@@ -244,7 +245,6 @@ def test_cli_tune_prints_the_score_and_the_values_chosen_per_fold(root, tmp_path
     assert lines[1:-1] == [f"  {fold['subject']}: lr={fold['chosen']['lr']} (inner UF1 "
                            f"{max(s['uf1'] for s in fold['inner']):.3f})" for fold in metrics["folds"]]
     assert lines[-1] == f"Run directory: {tmp_path / 'run'}"
-    assert "Example:" in CliRunner().invoke(main, ["tune", "--help"]).output
 
 
 def test_cli_tune_refuses_the_fold_scheduler_options_it_does_not_use_yet(root, tmp_path, trained):

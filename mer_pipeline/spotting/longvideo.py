@@ -244,11 +244,14 @@ def find_samm_lv(raw: Path, annotations: Path | None = None, fps: float | None =
     return list(videos.values())
 
 
+# The long-video datasets `mer-prep spot` reads: name -> the function that finds their videos
 SOURCES = {"videos": find_videos, "cas2": find_cas2, "samm-lv": find_samm_lv}
 
 
 def find_long_videos(dataset: str, raw: Path, annotations: Path | None = None,
                      fps: float | None = None) -> list[LongVideo]:
+    """The long videos of `raw`, a tree of `dataset` (a name of SOURCES), with their truth when known;
+    `fps` overrides the frame rate the dataset states."""
     if dataset not in SOURCES:
         raise DatasetLayoutError(f"unknown long-video dataset {dataset!r}; choose one of {', '.join(SOURCES)}")
     return SOURCES[dataset](Path(raw), annotations, fps)

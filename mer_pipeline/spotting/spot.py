@@ -338,6 +338,9 @@ def prep_config(config: SpotConfig):
 
 @dataclass
 class SpotSummary:
+    """What `spot` found and wrote: videos scanned, intervals (micro, macro), frames scanned and how fast,
+    videos that failed; str() is the line mer-prep spot prints."""
+
     out: Path
     videos: int
     intervals: int

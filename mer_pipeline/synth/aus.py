@@ -49,12 +49,15 @@ class Bump:
 
 @dataclass(frozen=True)
 class ActionUnit:
+    """A FACS action unit as the generator plants it: the local displacements (`bumps`) it is made of."""
+
     number: int
     name: str
     bumps: tuple[Bump, ...]
     bilateral: bool = True  # False: only midline bumps
 
 
+# The action units the generator can plant, by FACS number
 AU_CATALOGUE: dict[int, ActionUnit] = {
     au.number: au
     for au in (

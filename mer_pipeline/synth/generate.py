@@ -32,8 +32,8 @@ from .layouts import LAYOUTS, get_layout
 from .layouts._base import Clip, Layout, Video, schedule
 from .presets import MACRO_FACTORS, Preset, effective_preset, factor_state, get_preset, with_factors
 
-GENERATOR_VERSION = "1"
-TRUTH_FILE = "synth_truth.json"
+GENERATOR_VERSION = "1"  # the generator's version, recorded in every synth_truth.json
+TRUTH_FILE = "synth_truth.json"  # written at the root of every synthetic tree: what was planted, per clip
 TRUTH_SCHEMA = "mer-synth-truth/1"
 
 

@@ -94,6 +94,7 @@ class Preset:
     factors: tuple[str, ...] | None = None  # the difficulty factors (FACTORS) that are on; None: no switches
 
 
+# The difficulty presets of `generate(preset=...)`, by name
 PRESETS: dict[str, Preset] = {
     "easy": Preset(
         name="easy",

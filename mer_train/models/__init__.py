@@ -100,11 +100,13 @@ def create_model(name: str, *, num_classes: int, input_size: int | None = None, 
 
 
 def get_input_spec(name: str) -> InputSpec:
+    """The InputSpec the model `name` was registered with."""
     _check_name(name)
     return _SPECS[name]
 
 
 def list_models() -> list[str]:
+    """The registered model names, sorted."""
     return sorted(_MODELS)
 
 
@@ -156,3 +158,6 @@ class ZooModel(nn.Module):
 
 
 from . import dual_inception, htnet_lite, offapexnet, slimcnn, sssnet, ststnet  # noqa: E402,F401  (register)
+
+
+__all__ = ["register_model", "create_model", "get_input_spec", "list_models", "count_parameters", "InputSpec", "CHANNELS"]

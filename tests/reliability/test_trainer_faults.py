@@ -17,7 +17,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest_train import build_fake_root
 from mer_pipeline.shards import sha256_file
 from mer_train.cli import main
 
@@ -27,9 +26,9 @@ ERM = ["--config", str(CI), "--method", "erm", "--scheduler", "synchronous", "-q
 
 
 @pytest.fixture(scope="module")
-def fake_root(tmp_path_factory) -> Path:
+def fake_root(fake_shards, tmp_path_factory) -> Path:
     """5 micro subjects (casme2/sub00..sub04) and a macro set, as in tests/test_train.py."""
-    return build_fake_root(tmp_path_factory.mktemp("trainer-faults"))
+    return fake_shards.build_root(tmp_path_factory.mktemp("trainer-faults"))
 
 
 def train_cli(*args):

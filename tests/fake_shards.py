@@ -1,4 +1,6 @@
-"""Tiny fake shard sets for the trainer tests (imported by tests/test_train*.py; not a conftest).
+"""Tiny fake shard sets for the trainer tests, handed to them by the fixtures `fake_shards` (this
+module: `fake_shards.write_set(...)`, `fake_shards.MICRO_EMOTIONS`, ...) and `fake_root` (a micro and a
+macro set made once per session), both in tests/conftest.py; tests do not import it by name.
 
 Each emotion has a planted motion pattern: a Gaussian blob of flow at an emotion-specific place of
 the aligned face, moving in an emotion-specific direction, plus noise. Micro samples move ~0.3 px,
@@ -10,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from mer_pipeline.shards import SHARD_DIR, config_hash, shard_name, write_manifest, write_shard
 
@@ -40,8 +41,8 @@ def template_landmarks(size: int, n: int = 68) -> np.ndarray:
     return np.stack([size * (0.5 + 0.38 * np.cos(t)), size * (0.52 + 0.42 * np.sin(t))], 1).astype(np.float32)
 
 
-def write_fake_set(out: Path, *, dataset: str, kind: str, emotions: tuple[str, ...], subjects: int, per_emotion: int,
-                   amplitude: float, noise: float, size: int = 32, seed: int = 0) -> Path:
+def write_set(out: Path, *, dataset: str, kind: str, emotions: tuple[str, ...], subjects: int, per_emotion: int,
+              amplitude: float, noise: float, size: int = 32, seed: int = 0) -> Path:
     """A complete shard set (manifest included) at `out`: `per_emotion` samples of each emotion per subject."""
     rng = np.random.default_rng(seed)
     records = []
@@ -75,15 +76,10 @@ def write_fake_set(out: Path, *, dataset: str, kind: str, emotions: tuple[str, .
     return out
 
 
-def build_fake_root(root: Path, *, subjects: int = 5, per_emotion: int = 2, size: int = 32) -> Path:
+def build_root(root: Path, *, subjects: int = 5, per_emotion: int = 2, size: int = 32) -> Path:
     """root/casme2 (micro, 5 classes + fear to drop) and root/ckplus (macro)."""
-    write_fake_set(root / "casme2", dataset="casme2", kind="micro", emotions=MICRO_EMOTIONS + ("fear",),
-                   subjects=subjects, per_emotion=per_emotion, amplitude=0.3, noise=0.1, size=size, seed=1)
-    write_fake_set(root / "ckplus", dataset="ckplus", kind="macro", emotions=MACRO_EMOTIONS,
-                   subjects=4, per_emotion=2, amplitude=8.0, noise=0.5, size=size, seed=2)
+    write_set(root / "casme2", dataset="casme2", kind="micro", emotions=MICRO_EMOTIONS + ("fear",),
+              subjects=subjects, per_emotion=per_emotion, amplitude=0.3, noise=0.1, size=size, seed=1)
+    write_set(root / "ckplus", dataset="ckplus", kind="macro", emotions=MACRO_EMOTIONS,
+              subjects=4, per_emotion=2, amplitude=8.0, noise=0.5, size=size, seed=2)
     return root
-
-
-@pytest.fixture(scope="session")
-def fake_root(tmp_path_factory) -> Path:
-    return build_fake_root(tmp_path_factory.mktemp("fake-shards"))
