@@ -1,8 +1,11 @@
-"""Typed errors of stage two. Each message says what went wrong and what to do next; the CLI turns
-them into `click.ClickException`s unchanged."""
+"""Typed errors of stage two. Each message says what went wrong and what to do next; the CLI shows
+them through the family's one error path (`mer_pipeline.errors.cli_errors`). `TrainError` derives
+from the family's root `MerError`, so that `except MerError` catches stage two's errors and the
+shard errors (`ShardError`) it surfaces alike."""
+from mer_pipeline.errors import MerError
 
 
-class TrainError(Exception):
+class TrainError(MerError):
     """Base class of every error mer_train raises on purpose."""
 
 
