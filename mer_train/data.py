@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mer_pipeline.shards import ShardError, find_shard_sets, open_shards
+from mer_pipeline.shards import find_shard_sets, open_shards
 
 from .config import TrainConfig
 from .errors import DataError, LabelSetError
