@@ -120,7 +120,7 @@ def build_shard(index: int, samples: list[Sample], job: ShardJob) -> dict:
 
 def _unexpected(sample: Sample, error: Exception) -> Failure:
     message = (f"{error} (unexpected {type(error).__name__}: a bug in mer-toolkit, not a problem of this clip; "
-               f"rerun with --limit/--fail-fast to see its traceback, and report it)")
+               "rerun with --fail-fast (fail_fast=True) to see its traceback, and report it)")
     return Failure(sample.sample_id, "clip", type(error).__name__, message, unexpected=True)
 
 
