@@ -126,3 +126,15 @@ def test_export_maps_classes_to_its_flag(empty_set, tmp_path):
     result = CliRunner().invoke(prep_cli, ["export", str(empty_set), str(tmp_path / "x"), "--format", "npz",
                                            "--classes", "casme9"])
     assert result.exit_code == 1 and "Error: --classes: unknown class set 'casme9'" in result.output
+
+
+def test_synth_names_faces_as_the_flag(tmp_path):
+    from mer_pipeline.synth import generate
+    from mer_pipeline.synth.errors import SynthFaceError
+
+    (tmp_path / "photos").mkdir()
+    with pytest.raises(SynthFaceError, match=f"^faces {tmp_path / 'photos'}: no image files"):
+        generate("ckplus", tmp_path / "raw", subjects=1, clips_per_subject=1, faces=tmp_path / "photos")
+    _add_synth()
+    result = CliRunner().invoke(prep_cli, ["synth", "ckplus", str(tmp_path / "raw"), "--faces", str(tmp_path / "photos")])
+    assert result.exit_code == 1 and f"Error: --faces {tmp_path / 'photos'}: no image files" in result.output
