@@ -13,7 +13,7 @@ import click
 
 from .errors import MerError, cli_errors, click_error
 from .face import BACKENDS
-from .flow import FLOW_METHODS
+from .flow import FLOW_METHODS, STRAIN_FORMULAS
 
 COMMANDS = ("synth", "verify", "inspect", "list", "export", "spot", "spot-eval")
 
@@ -232,7 +232,7 @@ def list_command():
 @click.option("--classes", default=None,
               help="Class set for the labels: megc2019-3, casme2-5, samm-5, casme3-7 or as-written "
                    "[default: megc2019-3 for ststnet; none for npz, labels -1].")
-@click.option("--strain", type=click.Choice(["ours", "other"]), default="ours", show_default=True,
+@click.option("--strain", type=click.Choice(list(STRAIN_FORMULAS)), default="ours", show_default=True,
               help="ours: the shards' strain (1/2 (du/dy + dv/dx)^2 shear term); other: 1/2 (du/dy^2 + dv/dx^2).")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier export in DEST.")
 @cli_errors

@@ -12,7 +12,7 @@ import mer_pipeline.errors
 import mer_pipeline.synth.errors
 import mer_train.errors
 from mer_pipeline.cli import _add_synth, cli as prep_cli
-from mer_pipeline.errors import MerError, ShardError
+from mer_pipeline.errors import MerError
 from mer_pipeline.shards import config_hash, write_manifest, write_shard
 from mer_train.cli import main as train_cli
 from mer_train.errors import TrainError
