@@ -288,7 +288,7 @@ def main() -> None:
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
 
-    from mer_pipeline.clip import PrepConfig
+    from mer_pipeline.config import PrepConfig
 
     config = PrepConfig()
     args.work.mkdir(parents=True, exist_ok=True)

@@ -69,11 +69,6 @@ def warp(grey: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
                           borderMode=cv2.BORDER_REPLICATE)
 
 
-def warp_float(grey: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """`warp`, keeping float32 precision (used before flow so no rounding to uint8 happens twice)."""
-    return warp(grey.astype(np.float32), matrix, size)
-
-
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     points = np.asarray(points, np.float64)
     return (points @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)

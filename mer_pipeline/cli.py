@@ -11,22 +11,25 @@ from pathlib import Path
 
 import click
 
-from .errors import MerError
+from .errors import MerError, cli_errors, click_error
+from .face import BACKENDS
+from .flow import FLOW_METHODS, STRAIN_FORMULAS
 
 COMMANDS = ("synth", "verify", "inspect", "list", "export", "spot", "spot-eval")
 
 
 def prep_options(func):
-    """The options every dataset command shares (DESIGN.md, stage one)."""
+    """The options every dataset command shares (docs/cli.md lists them)."""
     decorators = [
         click.option("--annotations", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      help="Annotation sheet (default: found in RAW)."),
-        click.option("--backend", type=click.Choice(["dlib", "mediapipe"]), default="dlib", show_default=True,
+        click.option("--backend", type=click.Choice(BACKENDS), default="dlib", show_default=True,
                      help="Face detector and landmarks."),
         click.option("--size", type=click.IntRange(32, 1024), default=128, show_default=True,
                      help="Side of the aligned square crop, in pixels."),
-        click.option("--flow", "flow_method", type=click.Choice(["tvl1", "farneback", "dis"]), default="tvl1",
-                     show_default=True, help="Optical flow: TV-L1 (accurate), farneback or dis (fast, coarser)."),
+        click.option("--flow", "flow_method", type=click.Choice(FLOW_METHODS), default="tvl1", show_default=True,
+                     help="Optical flow: TV-L1 (the MER standard), farneback or dis (as accurate on planted motion, "
+                          "25-60x faster; docs/performance.md)."),
         click.option("--stabilize/--no-stabilize", default=True, show_default=True,
                      help="Remove rigid head motion between onset and apex."),
         click.option("--keep-frames", type=click.IntRange(0, 256), default=0, show_default=True,
@@ -56,7 +59,7 @@ def _dataset_command(name: str) -> click.Command:
     @prep_options
     def command(raw, out, annotations, backend, size, flow_method, stabilize, keep_frames, workers, scheduler,
                 shard_size, limit, overwrite, fail_fast, quiet, **options):
-        from .clip import PrepConfig
+        from .config import PrepConfig
         from .prepare import prepare
 
         config = PrepConfig(backend=backend, size=size, flow=flow_method, stabilize=stabilize, keep_frames=keep_frames)
@@ -82,6 +85,7 @@ def _dataset_command(name: str) -> click.Command:
     if not adapter.takes_raw:
         cmd.callback = _without_raw(cmd.callback)
     cmd.params = params + cmd.params + [_click_option(o) for o in adapter.options]
+    cmd.callback = cli_errors(cmd.callback)
     return cmd
 
 
@@ -166,6 +170,7 @@ def _quiet_dask() -> None:
 
 @cli.command("verify")
 @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@cli_errors
 def verify_command(out):
     """Check every shard against the manifest (sha256, counts, schema).
 
@@ -194,6 +199,7 @@ def verify_command(out):
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="PNG to write [default: OUT/contact_sheet.png].")
 @click.option("--max-samples", type=click.IntRange(1), default=24, show_default=True)
+@cli_errors
 def inspect_command(out, output, max_samples):
     """Contact sheet: aligned onset, apex and colour-coded flow per sample.
 
@@ -201,13 +207,14 @@ def inspect_command(out, output, max_samples):
 
         mer-prep inspect data/shards/casme2 -o sheet.png
     """
-    from .inspect import contact_sheet
+    from .contact_sheet import contact_sheet
 
     path = contact_sheet(out, output or Path(out) / "contact_sheet.png", max_samples=max_samples)
     click.echo(f"wrote {path}")
 
 
 @cli.command("list")
+@cli_errors
 def list_command():
     """Datasets, face backends and flow methods available.
 
@@ -216,8 +223,7 @@ def list_command():
         mer-prep list
     """
     from .datasets import available
-    from .face import BACKENDS
-    from .flow import FLOW_METHODS, check_flow_available
+    from .flow import check_flow_available
 
     click.echo("datasets:")
     for name, adapter in available().items():
@@ -242,9 +248,10 @@ def list_command():
 @click.option("--classes", default=None,
               help="Class set for the labels: megc2019-3, casme2-5, samm-5, casme3-7 or as-written "
                    "[default: megc2019-3 for ststnet; none for npz, labels -1].")
-@click.option("--strain", type=click.Choice(["ours", "other"]), default="ours", show_default=True,
+@click.option("--strain", type=click.Choice(list(STRAIN_FORMULAS)), default="ours", show_default=True,
               help="ours: the shards' strain (1/2 (du/dy + dv/dx)^2 shear term); other: 1/2 (du/dy^2 + dv/dx^2).")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier export in DEST.")
+@cli_errors
 def export_command(out, dest, fmt, classes, strain, overwrite):
     """Export a shard set (or a folder of shard sets) into the layouts peers' code reads.
 
@@ -265,10 +272,10 @@ def export_command(out, dest, fmt, classes, strain, overwrite):
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--annotations", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Ground-truth sheet (default: found in RAW; videos: RAW/spot_truth.csv when present).")
-@click.option("--backend", type=click.Choice(["dlib", "mediapipe"]), default="dlib", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="dlib", show_default=True)
 @click.option("--size", type=click.IntRange(32, 1024), default=128, show_default=True,
               help="Side of the aligned crop of the shards of spotted intervals.")
-@click.option("--flow", "flow_method", type=click.Choice(["tvl1", "farneback", "dis"]), default="tvl1",
+@click.option("--flow", "flow_method", type=click.Choice(FLOW_METHODS), default="tvl1",
               show_default=True, help="Flow onset -> apex of each spotted interval (the scan always uses DIS).")
 @click.option("--fps", type=click.FloatRange(min=1.0), default=None,
               help="Frame rate of frame folders [default: the dataset's; video files give their own].")
@@ -283,6 +290,7 @@ def export_command(out, dest, fmt, classes, strain, overwrite):
 @click.option("--scheduler", default=None,
               help="Address of an existing dask.distributed scheduler, or 'synchronous' to run in this process.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@cli_errors
 def spot_command(dataset, raw, out, annotations, backend, size, flow_method, fps, p, min_score, shard_size, limit,
                  workers, scheduler, quiet):
     """Spot micro- and macro-expression intervals in long videos (docs/spotting.md).
@@ -321,6 +329,7 @@ def spot_command(dataset, raw, out, annotations, backend, size, flow_method, fps
               help="A recogniser's predictions (sample_id + class) of OUT's shards: adds the spot-then-recognise "
                    "score.")
 @click.option("--column", default=None, help="Predicted-class column of --predictions [default: predicted].")
+@cli_errors
 def spot_eval_command(out, truth, predictions, column):
     """MEGC spotting F1 of a `mer-prep spot` run: IoU >= 0.5, one-to-one, pooled; micro, macro, overall.
 
@@ -347,15 +356,20 @@ def _add_synth() -> None:
 
 
 def main(argv=None) -> None:
+    """The `mer-prep` entry point. Every command's errors take the one path `errors.cli_errors`;
+    a MerError raised while a command is being built (before its callback runs) takes it here."""
     _add_synth()
     try:
-        cli.main(args=argv, prog_name="mer-prep", standalone_mode=False)
+        with cli.make_context("mer-prep", list(sys.argv[1:] if argv is None else argv)) as ctx:
+            try:
+                cli.invoke(ctx)
+            except MerError as error:
+                raise click_error(error) from error
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.exceptions.Exit as done:  # --help, --version
+        sys.exit(done.exit_code)
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)
-    except MerError as error:
-        click.echo(f"Error: {error}", err=True)
-        sys.exit(1)

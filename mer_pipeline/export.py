@@ -76,7 +76,7 @@ def export(out: Path, dest: Path, *, format: str, classes: str | None = None, st
     if format not in EXPORT_FORMATS:
         raise MerError(f"unknown export format {format!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     if strain not in STRAIN_FORMULAS:
-        raise MerError(f"unknown --strain {strain!r}; choose one of {', '.join(STRAIN_FORMULAS)}")
+        raise MerError(f"strain {strain!r} is unknown; choose one of {', '.join(STRAIN_FORMULAS)}", param="strain")
     dest = Path(dest)
     _check_dest(dest, format, overwrite)
     sets = [open_shards(path, fields=["flow", "strain"]) for path in find_shard_sets(out)]
@@ -132,7 +132,7 @@ def _class_set(name: str | None, emotions: list[str]):
     try:
         return get_class_set(name, emotions)
     except LabelSetError as error:
-        raise MerError(f"--classes: {error}") from error
+        raise MerError(f"classes: {error}", param="classes") from error
 
 
 def _load(shards, class_set, strain: str, taken: set[str]) -> _Set:

@@ -20,8 +20,6 @@ from .errors import MerError, NoFaceFound
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("dlib", "mediapipe")
-
 
 @dataclass(frozen=True)
 class Face:
@@ -156,15 +154,28 @@ class MediapipeBackend:
         return Face(points, anchors, 1.0, len(meshes))
 
 
+# The one list of the backends (the CLI's --backend choices, `mer-prep list`, the shards' L).
+BACKEND_CLASSES = {backend.name: backend for backend in (DlibBackend, MediapipeBackend)}
+BACKENDS = tuple(BACKEND_CLASSES)
+
 _CACHE: dict[str, object] = {}
+
+
+def _known(name: str) -> type:
+    if name not in BACKEND_CLASSES:
+        raise MerError(f"unknown face backend {name!r}; choose one of {', '.join(BACKENDS)}", param="backend")
+    return BACKEND_CLASSES[name]
+
+
+def landmark_count(name: str) -> int:
+    """Landmarks per face of the backend `name` (the shards' L), without loading its models."""
+    return _known(name).n_landmarks
 
 
 def get_backend(name: str):
     """The backend `name`, created once per process (model loading takes ~1 s)."""
-    if name not in BACKENDS:
-        raise MerError(f"unknown face backend {name!r}; choose one of {', '.join(BACKENDS)}")
     if name not in _CACHE:
-        _CACHE[name] = DlibBackend() if name == "dlib" else MediapipeBackend()
+        _CACHE[name] = _known(name)()
     return _CACHE[name]
 
 

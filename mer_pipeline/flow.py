@@ -1,13 +1,13 @@
 """Optical flow (onset -> apex) on aligned grey crops, and optical strain. Pure functions.
 
-`tvl1` is OpenCV contrib's DualTVL1OpticalFlow (the MER standard); `farneback` and `dis` are fast
-options (several times less accurate on sub-pixel motion; see docs/performance.md).
+`tvl1` is OpenCV contrib's DualTVL1OpticalFlow (the MER standard); `farneback` and `dis` are the
+fast options (docs/performance.md measures all three). `FLOW_METHODS` is the one list of the
+methods; cv2 is imported on first use, so that the command line can offer them cheaply.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from .errors import FlowUnavailable
@@ -38,6 +38,8 @@ def check_flow_available(method: str) -> None:
     Installing plain `opencv-python(-headless)` next to `opencv-contrib-python` silently replaces
     the contrib build: `cv2.optflow` then exists but lacks DualTVL1OpticalFlow_create.
     """
+    import cv2
+
     if method not in FLOW_METHODS:
         raise FlowUnavailable(f"unknown flow method {method!r}; choose one of {', '.join(FLOW_METHODS)}")
     if method == "tvl1" and not hasattr(getattr(cv2, "optflow", None), "DualTVL1OpticalFlow_create"):
@@ -53,6 +55,8 @@ _TVL1_CACHE: dict[TVL1Params, object] = {}
 
 
 def _tvl1(params: TVL1Params):
+    import cv2
+
     if params not in _TVL1_CACHE:
         _TVL1_CACHE[params] = cv2.optflow.DualTVL1OpticalFlow_create(
             tau=params.tau, lambda_=params.lambda_, theta=params.theta, nscales=params.nscales,
@@ -67,6 +71,8 @@ def compute_flow(first: np.ndarray, second: np.ndarray, method: str = "tvl1",
                  params: TVL1Params = TVL1Params()) -> np.ndarray:
     """Dense flow from `first` to `second` (uint8 grey, same shape) as float32 (2, H, W): (u, v) in
     pixels, so that first(x) ~ second(x + flow(x))."""
+    import cv2
+
     if method == "tvl1":
         flow = _tvl1(params).calc(first, second, None)
     elif method == "farneback":
@@ -102,8 +108,3 @@ def optical_strain_squared_shears(flow: np.ndarray) -> np.ndarray:
 # `--strain` names: `ours` is what the shards store (`optical_strain`).
 STRAIN_FORMULAS = {"ours": optical_strain, "other": optical_strain_squared_shears}
 
-
-def flow_magnitude_score(flow: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Mean flow magnitude (inside `mask` when given): the motion score used to spot apexes."""
-    magnitude = np.hypot(flow[0], flow[1])
-    return float(magnitude[mask > 0].mean() if mask is not None else magnitude.mean())

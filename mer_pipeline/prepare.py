@@ -11,16 +11,18 @@ import fcntl
 import logging
 import os
 import time
+import traceback
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from . import __version__
-from .clip import ClipError, PrepConfig, process_clip
+from .clip import ClipError, process_clip
+from .config import PrepConfig
 from .datasets import get_adapter
 from .errors import MerError, OutputLocked
-from .face import get_backend
+from .face import get_backend, landmark_count
 from .flow import check_flow_available
 from .sample import Failure, Sample
 from .shards import (FAILURES, MANIFEST, SHARD_DIR, config_hash, load_manifest, read_shard_meta, shard_name,
@@ -51,31 +53,78 @@ class PrepareSummary:
                 f"{self.seconds:.1f} s ({self.clips_per_second:.2f} clips/s) -> {self.out}")
 
 
-def build_shard(index: int, samples: list[Sample], config: PrepConfig, out: str, dataset: str,
-                digest: str, fail_fast: bool = False, landmarks: int = 68) -> dict:
-    """Process the clips of one shard and write it. Runs in a Dask worker (or in-process)."""
+class UnexpectedClipErrors(MerError):
+    """No clip of a run succeeded and at least one failed with an unexpected exception: a bug in
+    mer-toolkit, not a problem of the data."""
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """What every shard task of one run shares; it travels to the Dask workers with each task."""
+
+    out: str
+    dataset: str
+    config: PrepConfig
+    digest: str  # the run's config hash, stored in every shard
+    fail_fast: bool = False
+
+    def path(self, index: int) -> Path:
+        return Path(self.out) / SHARD_DIR / shard_name(self.dataset, index)
+
+
+@dataclass
+class Plan:
+    """One run of `prepare`: the samples of each shard (sorted by id, cut by shard_size), the job
+    every shard task shares, and how the tasks run."""
+
+    job: ShardJob
+    shards: list[list[Sample]]
+    workers: int | None = None
+    scheduler: str | None = None
+    progress: bool = True
+    overwrite: bool = False
+    recorded: dict[str, str] = field(default_factory=dict)  # sha256 per shard file in the previous manifest
+
+
+def build_shard(index: int, samples: list[Sample], job: ShardJob) -> dict:
+    """Process the clips of one shard and write it. Runs in a Dask worker (or in-process).
+
+    A clip that raises one of clip.EXPECTED_ERRORS is a failure of its stage. Any other exception
+    is a bug: with fail_fast it propagates; else the clip is recorded as an unexpected failure and
+    the first traceback is returned (`bug`), for `prepare` to show when no clip succeeded."""
     import cv2
 
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)  # one process per core; also keeps results identical across schedulers
     try:
-        records, failures = [], []
+        records, failures, bug = [], [], None
         for sample in samples:
             try:
-                records.append(process_clip(sample, config))
+                records.append(process_clip(sample, job.config))
             except ClipError as error:
                 failure = Failure(sample.sample_id, error.stage, type(error.cause).__name__, _message(sample, error))
-                if fail_fast:
+                if job.fail_fast:
                     raise MerError(f"{failure.sample_id}: {failure.stage} failed: {failure.message}") from error
                 failures.append(failure.to_json())
+            except Exception as error:  # noqa: BLE001 - a bug: recorded as such, one clip must not stop a dataset
+                if job.fail_fast:
+                    raise
+                failures.append(_unexpected(sample, error).to_json())
+                bug = bug or f"{sample.sample_id}:\n{traceback.format_exc()}"
             _report_progress()
-        path = Path(out) / SHARD_DIR / shard_name(dataset, index)
-        sha = write_shard(path, records, size=config.size, landmarks=landmarks, config_hash=digest,
-                          keep_frames=config.keep_frames, failures=failures)
+        path = job.path(index)
+        sha = write_shard(path, records, size=job.config.size, landmarks=landmark_count(job.config.backend),
+                          config_hash=job.digest, keep_frames=job.config.keep_frames, failures=failures)
         return {"file": path.name, "n": len(records), "sha256": sha, "failures": failures,
-                "emotions": [r["meta"]["emotion"] for r in records], "reused": False}
+                "emotions": [r["meta"]["emotion"] for r in records], "reused": False, "bug": bug}
     finally:
         cv2.setNumThreads(threads)
+
+
+def _unexpected(sample: Sample, error: Exception) -> Failure:
+    message = (f"{error} (unexpected {type(error).__name__}: a bug in mer-toolkit, not a problem of this clip; "
+               "rerun with --fail-fast (fail_fast=True) to see its traceback, and report it)")
+    return Failure(sample.sample_id, "clip", type(error).__name__, message, unexpected=True)
 
 
 def _message(sample: Sample, error: ClipError) -> str:
@@ -91,11 +140,8 @@ def _report_progress() -> None:
         from distributed import get_worker
 
         get_worker().log_event(PROGRESS_TOPIC, 1)
-    except (ImportError, ValueError):
-        _LOCAL_PROGRESS.append(1)
-
-
-_LOCAL_PROGRESS: list[int] = []
+    except (ImportError, ValueError):  # not in a Dask worker: the synchronous path counts whole shards
+        pass
 
 
 @contextlib.contextmanager
@@ -124,10 +170,6 @@ def _unwritable(out: Path, error: OSError) -> MerError:
                     "output folder or fix its permissions")
 
 
-def landmark_count(backend: str) -> int:
-    return {"dlib": 68, "mediapipe": 468}[backend]
-
-
 def prepare(dataset: str, raw: Path | None, out: Path, *, annotations: Path | None = None,
             config: PrepConfig = PrepConfig(), workers: int | None = None, scheduler: str | None = None,
             shard_size: int = 64, limit: int | None = None, overwrite: bool = False, fail_fast: bool = False,
@@ -139,8 +181,8 @@ def prepare(dataset: str, raw: Path | None, out: Path, *, annotations: Path | No
     """
     started = time.perf_counter()
     check_flow_available(config.flow)
-    if shard_size < 1:
-        raise MerError("--shard-size must be at least 1")
+    if shard_size < 1:  # the CLI's --shard-size cannot be below 1
+        raise MerError(f"shard_size must be at least 1, not {shard_size}", param="shard_size")
     adapter = get_adapter(dataset)
     options = dict(options or {})
     scan = adapter.scan(raw, annotations, **options) if adapter.takes_raw else adapter.scan(annotations=annotations, **options)
@@ -166,9 +208,11 @@ def prepare(dataset: str, raw: Path | None, out: Path, *, annotations: Path | No
     }
     digest = config_hash(recipe)
     with output_lock(out):
-        recorded = _check_existing(out, digest, overwrite)
-        plan = [samples[i:i + shard_size] for i in range(0, len(samples), shard_size)]
-        results = _run(plan, config, out, dataset, digest, workers, scheduler, fail_fast, progress, overwrite, recorded)
+        plan = Plan(ShardJob(str(out), dataset, config, digest, fail_fast),
+                    [samples[i:i + shard_size] for i in range(0, len(samples), shard_size)],
+                    workers=workers, scheduler=scheduler, progress=progress, overwrite=overwrite,
+                    recorded=_check_existing(out, digest, overwrite))
+        results = _run(plan)
         written = [r for r in results if r["file"]]  # a shard whose worker kept dying has no file
         _remove_stale(out, {r["file"] for r in written})
 
@@ -177,12 +221,23 @@ def prepare(dataset: str, raw: Path | None, out: Path, *, annotations: Path | No
         for failure in failures:
             log.warning("skipped %s (%s: %s) %s", failure["sample_id"], failure["stage"], failure["error"], failure["message"])
         write_jsonl_atomic(out / FAILURES, failures)
+        _fail_on_bugs(out, results)
         classes = Counter(e for r in results for e in r["emotions"])
         write_manifest(out, dataset=dataset, config=recipe, failed=len(failures), class_counts=dict(classes),
                        pipeline_version=__version__,
                        shards=[{"file": r["file"], "n": r["n"], "sha256": r["sha256"]} for r in written])
     return PrepareSummary(out, sum(r["n"] for r in results), len(failures), len(written),
                           sum(r["reused"] for r in results), time.perf_counter() - started)
+
+
+def _fail_on_bugs(out: Path, results: list[dict]) -> None:
+    """A run in which no clip succeeded and a clip hit a bug stops here, loudly, before the
+    manifest would mark the set complete: it shows the first traceback."""
+    bug = next((r["bug"] for r in results if r.get("bug")), None)
+    if bug and not any(r["n"] for r in results):
+        raise UnexpectedClipErrors(
+            f"no clip succeeded, and clips failed with an unexpected exception: a bug in mer-toolkit, not a problem "
+            f"of the data (every failure is in {out / FAILURES}). Please report it with the first traceback:\n{bug}")
 
 
 def _check_existing(out: Path, digest: str, overwrite: bool) -> dict[str, str]:
@@ -204,9 +259,8 @@ def _check_existing(out: Path, digest: str, overwrite: bool) -> dict[str, str]:
     return recorded
 
 
-def _reusable(out: Path, index: int, samples: list[Sample], dataset: str, digest: str,
-              recorded: dict[str, str]) -> dict | None:
-    path = out / SHARD_DIR / shard_name(dataset, index)
+def _reusable(plan: Plan, index: int) -> dict | None:
+    path, samples = plan.job.path(index), plan.shards[index]
     if not path.is_file():
         return None
     try:
@@ -216,59 +270,60 @@ def _reusable(out: Path, index: int, samples: list[Sample], dataset: str, digest
         return None
     failed = {f["sample_id"] for f in meta["failures"]}
     planned = [s.sample_id for s in samples]
-    if meta["config_hash"] != digest or [s for s in planned if s not in failed] != meta["sample_ids"]:
+    if meta["config_hash"] != plan.job.digest or [s for s in planned if s not in failed] != meta["sample_ids"]:
+        return None
+    if any(f.get("unexpected") for f in meta["failures"]):  # clips that hit a bug are retried
         return None
     from .shards import sha256_file
 
     sha = sha256_file(path)
-    if recorded.get(path.name, sha) != sha:
+    if plan.recorded.get(path.name, sha) != sha:
         log.warning("%s: sha256 differs from the previous manifest (corrupt or modified); rebuilding", path)
         return None
     return {"file": path.name, "n": len(meta["sample_ids"]), "sha256": sha,
             "failures": meta["failures"], "emotions": meta["emotions"], "reused": True}
 
 
-def _run(plan, config, out, dataset, digest, workers, scheduler, fail_fast, progress, overwrite,
-         recorded) -> list[dict]:
+def _run(plan: Plan) -> list[dict]:
+    """The result of every shard of `plan`, by index: reused when it may be, else built."""
     from tqdm import tqdm
 
     results: dict[int, dict] = {}
     todo = []
-    for index, samples in enumerate(plan):
-        reused = None if overwrite else _reusable(out, index, samples, dataset, digest, recorded)
+    for index in range(len(plan.shards)):
+        reused = None if plan.overwrite else _reusable(plan, index)
         if reused:
             results[index] = reused
         else:
             todo.append(index)
-    total = sum(len(s) for s in plan)
-    bar = tqdm(total=total, unit="clip", desc=f"mer-prep {dataset}", disable=not progress,
-               initial=sum(len(plan[i]) for i in results))
-    landmarks = landmark_count(config.backend)
+    total = sum(len(s) for s in plan.shards)
+    bar = tqdm(total=total, unit="clip", desc=f"mer-prep {plan.job.dataset}", disable=not plan.progress,
+               initial=sum(len(plan.shards[i]) for i in results))
     try:
         if not todo:
             pass
-        elif scheduler == "synchronous":
-            get_backend(config.backend)  # load models once, before the clock of the first clip
+        elif plan.scheduler == "synchronous":
+            get_backend(plan.job.config.backend)  # load models once, before the clock of the first clip
             for index in todo:
-                _LOCAL_PROGRESS.clear()
-                results[index] = build_shard(index, plan[index], config, str(out), dataset, digest, fail_fast, landmarks)
-                bar.update(len(plan[index]))
+                results[index] = build_shard(index, plan.shards[index], plan.job)
+                bar.update(len(plan.shards[index]))
         else:
-            results.update(_run_dask(plan, todo, config, out, dataset, digest, workers, scheduler, fail_fast, bar, landmarks))
+            results.update(_run_dask(plan, todo, bar))
     finally:
         bar.close()
-    return [results[i] for i in range(len(plan))]
+    return [results[i] for i in range(len(plan.shards))]
 
 
-def _run_dask(plan, todo, config, out, dataset, digest, workers, scheduler, fail_fast, bar, landmarks) -> dict[int, dict]:
+def _run_dask(plan: Plan, todo: list[int], bar) -> dict[int, dict]:
     import dask
     from distributed import Client, KilledWorker, LocalCluster, as_completed
 
+    job, shards = plan.job, plan.shards
     with contextlib.ExitStack() as stack:
-        if scheduler:
-            client = stack.enter_context(Client(scheduler))
+        if plan.scheduler:
+            client = stack.enter_context(Client(plan.scheduler))
         else:
-            n = workers or os.cpu_count() or 1
+            n = plan.workers or os.cpu_count() or 1
             # Loopback only; the scheduler's HTTP routes on any free port (None would still take 8787).
             # One task per worker at a time: a worker that dies (a crash in native code, out of memory)
             # then takes only the shard it was running with it, not one queued behind it.
@@ -277,11 +332,11 @@ def _run_dask(plan, todo, config, out, dataset, digest, workers, scheduler, fail
                                                            host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                                            silence_logs=logging.ERROR))
             client = stack.enter_context(Client(cluster))
-        if len(todo) == len(plan):  # on a resume another --shard-size would discard the reused shards
-            _check_balance([len(p) for p in plan], len(client.scheduler_info()["workers"]))
+        if len(todo) == len(shards):  # on a resume another --shard-size would discard the reused shards
+            _check_balance([len(p) for p in shards], len(client.scheduler_info()["workers"]))
         client.subscribe_topic(PROGRESS_TOPIC, lambda event: bar.update(1))
-        futures = {client.submit(build_shard, i, plan[i], config, str(out), dataset, digest, fail_fast, landmarks,
-                                 key=f"mer-prep-{dataset}-{digest[:8]}-{i:05d}", pure=False, retries=2): i
+        futures = {client.submit(build_shard, i, shards[i], job, key=f"mer-prep-{job.dataset}-{job.digest[:8]}-{i:05d}",
+                                 pure=False, retries=2): i
                    for i in todo}
         results, start = {}, bar.n
         for future in as_completed(futures):
@@ -293,12 +348,12 @@ def _run_dask(plan, todo, config, out, dataset, digest, workers, scheduler, fail
                     other.cancel()
                 raise
             except KilledWorker as error:  # the scheduler gave up after several dead workers
-                results[index] = _lost_shard(index, plan[index], error)
-                if fail_fast:
+                results[index] = _lost_shard(index, shards[index], error)
+                if job.fail_fast:
                     for other in futures:
                         other.cancel()
                     raise MerError(results[index]["failures"][0]["message"]) from error
-            done = start + sum(len(plan[i]) for i in results)
+            done = start + sum(len(shards[i]) for i in results)
             if bar.n < done:  # events can arrive late; keep the bar honest
                 bar.update(done - bar.n)
         client.unsubscribe_topic(PROGRESS_TOPIC)

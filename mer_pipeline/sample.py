@@ -67,12 +67,14 @@ class Failure:
     """A sample that could not be turned into shard data, and why."""
 
     sample_id: str
-    stage: str  # adapter | read | face | align | apex | flow | write
+    stage: str  # adapter | read | face | apex | flow | worker | clip (an unexpected error)
     error: str  # the exception class name
     message: str
+    unexpected: bool = False  # a bug in mer-toolkit, not a problem of the clip (none of clip.EXPECTED_ERRORS)
 
     def to_json(self) -> dict:
-        return {"sample_id": self.sample_id, "stage": self.stage, "error": self.error, "message": self.message}
+        row = {"sample_id": self.sample_id, "stage": self.stage, "error": self.error, "message": self.message}
+        return row | {"unexpected": True} if self.unexpected else row
 
 
 @dataclass

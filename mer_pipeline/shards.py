@@ -1,4 +1,5 @@
-"""The shard format `mer-shards/1`: the only writer, the reader, and verification.
+"""The shard format `mer-shards/1`: the only writer, the reader, and verification; and
+`atomic_write`, the one way the package family writes a file atomically.
 
 Importable without torch, cv2 or dask: other projects read our caches with h5py + numpy alone.
 See docs/shard-format.md for every field, unit and coordinate convention.
@@ -28,6 +29,35 @@ META_TEXT = ("sample_id", "dataset", "subject", "clip", "emotion", "action_units
 META_INT = ("onset_frame", "apex_frame", "offset_frame")
 META_FLOAT = ("fps",)
 META_FIELDS = META_TEXT + META_INT + META_FLOAT
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path, mode: str = "w", **kwargs):
+    """Open a temporary file next to `path` (same folder: the rename stays on one file system) for
+    writing; when the block ends without error, flush, fsync and `os.replace` it onto `path`. So
+    `path` is complete or absent (or unchanged): never half-written, even when the machine stops.
+    On an error the temporary file is removed and the error propagates. `mode`/`kwargs` go to open.
+
+        with atomic_write(out / "metrics.csv", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows(rows)
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # prepare._remove_stale knows this pattern
+    try:
+        with open(tmp, mode, **kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """`text` into `path` (UTF-8) with `atomic_write`."""
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def shard_name(dataset: str, index: int) -> str:
@@ -66,9 +96,9 @@ def write_shard(path: Path, records: list[dict[str, Any]], *, size: int, landmar
     }
     if keep_frames:
         shapes["frames"] = ((n, keep_frames, s, s), np.uint8)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    in_memory = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # only names the image: nothing is written there
     try:
-        with h5py.File(tmp, "w", driver="core", backing_store=False, libver="earliest", track_order=False) as h5:
+        with h5py.File(in_memory, "w", driver="core", backing_store=False, libver="earliest", track_order=False) as h5:
             h5.attrs["schema"] = SCHEMA
             h5.attrs["config_hash"] = config_hash
             h5.attrs["failures"] = json.dumps(failures or [], sort_keys=True)
@@ -89,18 +119,11 @@ def write_shard(path: Path, records: list[dict[str, Any]], *, size: int, landmar
                 meta.create_dataset(name, data=column, track_times=False)
             h5.flush()
             image = h5.id.get_file_image()
-        with open(tmp, "wb") as handle:
+        with atomic_write(path, "wb") as handle:
             handle.write(image)
-            handle.flush()
-            os.fsync(handle.fileno())
-        digest = hashlib.sha256(image).hexdigest()
-        os.replace(tmp, path)
     except OSError as error:  # a full disk, a read-only or vanished folder: a storage problem, not a clip's
         raise ShardError(cannot_write(path, error)) from error
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-    return digest
+    return hashlib.sha256(image).hexdigest()
 
 
 def cannot_write(path: Path, error: OSError) -> str:
@@ -131,15 +154,10 @@ def write_jsonl_atomic(path: Path, rows: Iterable[dict]) -> None:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    """Write under a temporary name, then rename: `path` is either complete or absent/unchanged."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """`write_text_atomic`, a storage error reported as ShardError with what to do."""
     try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
+        write_text_atomic(path, text)
     except OSError as error:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise ShardError(cannot_write(path, error)) from error
 
 

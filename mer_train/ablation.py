@@ -40,8 +40,8 @@ def compare(config: TrainConfig, methods: Sequence[str] = ("erm", "multitask", "
     """
     unknown = [m for m in methods if m not in METHODS and m not in VARIANTS]
     if unknown or not methods:
-        raise ConfigError(f"--methods: unknown method(s) {', '.join(unknown) or '(none given)'}; "
-                          f"choose from {', '.join(METHODS)} or the variants {', '.join(VARIANTS)}")
+        raise ConfigError(f"methods: unknown method(s) {', '.join(unknown) or '(none given)'}; "
+                          f"choose from {', '.join(METHODS)} or the variants {', '.join(VARIANTS)}", param="methods")
     seeds = list(range(config.seed, config.seed + seeds)) if isinstance(seeds, int) else list(seeds)
     out = Path(out or config.out or f"runs/compare-{datetime.now():%Y%m%d-%H%M%S}")
     variants = {m: VARIANTS.get(m, (m, {})) for m in methods}

@@ -7,21 +7,26 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from typing import Any
 
 import click
 
 from .config import CLASS_SETS, DEVICES, METHODS, VARIANTS, load_config, parse_assignment
 from .distributed import DEFAULT_SCHEDULER, LOCAL, SYNCHRONOUS
-from .errors import LabelSetError, TrainError
+from mer_pipeline.errors import cli_errors
 
 
 class DefaultGroup(click.Group):
     """A group whose first argument, when it is no command, starts the `train` command."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
-            args = ["train", *args]
+        lead = 0  # the group's own -v / -vv come first: `mer-train -v --shards OUT`
+        while lead < len(args) and (args[lead] == "--verbose" or re.fullmatch(r"-v+", args[lead])):
+            lead += 1
+        rest = args[lead:]
+        if rest and rest[0] not in self.commands and rest[0] not in ("--help", "-h", "--version"):
+            args = [*args[:lead], "train", *rest]
         return super().parse_args(ctx, args)
 
 
@@ -68,31 +73,19 @@ def _config(config_path: str | None, assignments: tuple[str, ...], model: str | 
 
 
 def _logging(quiet: bool, workers: int | None = None, scheduler: str | None = None) -> None:
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(message)s")
+    verbose = click.get_current_context().find_root().params.get("verbose", 0)
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(message)s")
     if workers is not None or scheduler not in (None, SYNCHRONOUS) or DEFAULT_SCHEDULER != SYNCHRONOUS:
         from .distributed import quiet_dask
 
         quiet_dask()
 
 
-def _errors(fn):
-    """Typed library errors become click errors with the library's message."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from mer_pipeline.shards import ShardError
-
-        try:
-            return fn(*args, **kwargs)
-        except (TrainError, ShardError, LabelSetError) as error:
-            raise click.ClickException(str(error)) from error
-
-    return wrapper
-
-
 @click.group(cls=DefaultGroup)
+@click.option("-v", "--verbose", count=True, help="Debug log output, and the traceback of an error.")
 @click.version_option(package_name="mer-toolkit")
-def main() -> None:
+def main(verbose) -> None:
     """mer-train: LightmanNet and baselines on mer-prep shards, with leave-one-subject-out.
 
     `mer-train --shards OUT ...` is short for `mer-train train --shards OUT ...`.
@@ -107,7 +100,7 @@ def main() -> None:
 @main.command()
 @click.option("--method", type=click.Choice(METHODS), help="Method [default: lightman, or the config's].")
 @run_options
-@_errors
+@cli_errors
 def train(method, shards, macro_shards, classes, config_path, model, device, seed, out, assignments, workers, scheduler,
           quiet) -> None:
     """Train and evaluate one method with LOSO; write the run directory.
@@ -144,7 +137,7 @@ def train(method, shards, macro_shards, classes, config_path, model, device, see
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
               help="Number of seeds (--seed, --seed + 1, ...).")
 @run_options
-@_errors
+@cli_errors
 def compare(methods, seeds, shards, macro_shards, classes, config_path, model, device, seed, out, assignments, workers,
             scheduler, quiet) -> None:
     """Run several methods on the same folds and seeds; write a markdown table of UF1 and UAR.
@@ -170,6 +163,7 @@ def compare(methods, seeds, shards, macro_shards, classes, config_path, model, d
 
 
 @main.command("list")
+@cli_errors
 def list_() -> None:
     """Methods, models and class sets available.
 
@@ -197,7 +191,7 @@ def list_() -> None:
               help="Score each grid point on this many inner folds [default: one per training subject].")
 @click.option("--method", type=click.Choice(METHODS), help="Method [default: lightman, or the config's].")
 @run_options
-@_errors
+@cli_errors
 def tune(grid_options, inner_folds, method, shards, macro_shards, classes, config_path, model, device, seed, out, assignments,
          quiet, **others) -> None:
     """Nested LOSO: choose config values on each fold's training subjects only, then test once.
@@ -234,7 +228,7 @@ def tune(grid_options, inner_folds, method, shards, macro_shards, classes, confi
 @main.command()
 @click.option("--method", type=click.Choice(METHODS), help="Method [default: lightman, or the config's].")
 @run_options
-@_errors
+@cli_errors
 def fit(method, shards, macro_shards, classes, config_path, model, device, seed, out, assignments, quiet, **others) -> None:
     """Train one final model on every subject of the shards, for use: OUT/model.pt.
 
@@ -267,7 +261,7 @@ def fit(method, shards, macro_shards, classes, config_path, model, device, seed,
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="CSV to write.")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="Warnings only.")
-@_errors
+@cli_errors
 def predict(model_path, shards, out_path, device, quiet) -> None:
     """Label every sample of shard sets with a trained model: a CSV of sample_id, predicted, p_<class>.
 

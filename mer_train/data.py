@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from mer_pipeline.sample import subject_id
-from mer_pipeline.shards import ShardError, find_shard_sets, open_shards
+from mer_pipeline.shards import find_shard_sets, open_shards
 
 from .config import TrainConfig
 from .errors import DataError, LabelSetError

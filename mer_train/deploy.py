@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from mer_pipeline.shards import atomic_write
 
 from . import trainer
 from .config import TrainConfig, as_config, build_config, protocol, save_config
@@ -164,13 +165,11 @@ def predict(model: str | os.PathLike | dict, shards: Sequence[str | os.PathLike]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     predicted = probs.argmax(1)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+    with atomic_write(out, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["sample_id", "predicted", *[f"p_{c}" for c in classes]])
         for sample_id, k, p in zip(data.sample_id, predicted, probs):
             writer.writerow([sample_id, classes[k], *[f"{v:.6f}" for v in p]])
-    os.replace(tmp, out)
     counts = {c: int((predicted == i).sum()) for i, c in enumerate(classes)}
     log.info("%d samples labelled -> %s (%s)", len(predicted), out, ", ".join(f"{c} {n}" for c, n in counts.items()))
     return PredictResult(out, len(predicted), classes, counts)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from mer_pipeline.shards import atomic_write
 from tqdm.auto import tqdm
 
 from . import distributed, trainer
@@ -233,13 +234,9 @@ def save_checkpoint(path: Path, config: TrainConfig, data: MerData, result: dict
 
 
 def save_atomic(payload: dict[str, Any], path: Path) -> None:
-    """torch.save to a temporary name, fsync, rename: the file is complete or absent, never half-written."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
+    """torch.save with the family's `atomic_write`: the file is complete or absent, never half-written."""
+    with atomic_write(path, "wb") as handle:
         torch.save(payload, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def load_fold(path: Path, config: TrainConfig, subject: str, data: MerData) -> dict[str, Any] | None:

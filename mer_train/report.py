@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mer_pipeline.shards import write_text_atomic
 
 
 def write_report(out: Path, data, rows: np.ndarray, probs: np.ndarray, folds: list[dict[str, Any]],
@@ -24,9 +24,7 @@ def write_report(out: Path, data, rows: np.ndarray, probs: np.ndarray, folds: li
 
 
 def write_json(path: Path, payload: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
 
 
 def write_predictions(path: Path, data, rows: np.ndarray, probs: np.ndarray, folds: list[dict[str, Any]]) -> None:

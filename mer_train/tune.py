@@ -138,7 +138,8 @@ def tune(config: TrainConfig | str | os.PathLike | None, grid: Mapping[str, Sequ
     config = as_config(config, overrides)
     points = grid_points(config, grid)
     if inner_folds is not None and inner_folds < 1:
-        raise ConfigError(f"--inner-folds {inner_folds}: must be at least 1 (or left out: every training subject)")
+        raise ConfigError(f"inner_folds {inner_folds}: must be at least 1 (or None: every training subject)",
+                          param="inner_folds")
     data_keys = sorted(set(DATA_KEYS) & {key for point in points for key in point})
     if data is not None and data_keys:
         raise ConfigError(f"--grid {', '.join(data_keys)}: changes the data loaded, so tune() cannot take data=; "

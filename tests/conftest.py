@@ -46,7 +46,7 @@ def synth_casme2(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def casme2_shards(synth_casme2, tmp_path_factory):
     """(OUT, PrepareSummary) of the synchronous pipeline on `synth_casme2`."""
-    from mer_pipeline.clip import PrepConfig
+    from mer_pipeline.config import PrepConfig
     from mer_pipeline.prepare import prepare
 
     out = tmp_path_factory.mktemp("shards") / "casme2"

@@ -1,4 +1,4 @@
-"""The apex sanity guard (`clip.check_same_face`) on a real photo with real dlib landmarks: expressive
+"""The apex sanity guard (`apex.check_same_face`) on a real photo with real dlib landmarks: expressive
 frames (a hand in front of the face, a laugh, a head turn) pass; blank, noise, other pictures and a
 frame of another size are refused with a message naming the file."""
 from __future__ import annotations
@@ -9,7 +9,9 @@ import pytest
 from skimage import data
 
 from mer_pipeline import align as al
-from mer_pipeline.clip import ClipError, PrepConfig, check_same_face, matching_cells, process_clip, read_frame
+from mer_pipeline.apex import check_same_face, matching_cells
+from mer_pipeline.clip import ClipError, process_clip, read_frame
+from mer_pipeline.config import PrepConfig
 from mer_pipeline.errors import FrameError
 from mer_pipeline.face import detect_face
 from mer_pipeline.frames import list_frames
@@ -196,3 +198,37 @@ def test_a_frame_of_another_size_is_refused_naming_the_file(scene, tmp_path):
     sample = write_clip(tmp_path / "small", {1: onset, 2: cv2.resize(onset, (320, 240))})
     with pytest.raises(FrameError, match="frame is 320x240 pixels but the clip's onset frame is 640x480"):
         read_frame(sample, 2, onset.shape)
+
+
+class Unreadable(dict):
+    """Frames by number, one of which cannot be read: its lookup raises FrameError, as a file's would."""
+
+    def __getitem__(self, number):
+        if number == 9:
+            raise FrameError("frame 9: cannot decode the image")
+        return super().__getitem__(number)
+
+
+def test_spot_apex_is_pure_arrays_in_frame_number_out():
+    """apex.spot_apex takes aligned frames (no files): the frame of peak motion wins; an unreadable
+    or blank frame is skipped; fewer than three frames give None (the caller takes the midpoint)."""
+    from mer_pipeline.apex import spot_apex
+
+    size = 96
+    rng = np.random.default_rng(0)
+    onset = cv2.GaussianBlur(rng.integers(0, 256, (size, size)).astype(np.float32), (0, 0), 2.0)
+    onset = cv2.normalize(onset, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    face = np.zeros((size, size), np.uint8)
+    face[8:-8, 8:-8] = 1
+
+    def shifted(dx: float) -> np.ndarray:
+        matrix = np.float32([[1, 0, dx], [0, 1, 0]])
+        return cv2.warpAffine(onset, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    amplitude = {n: 1.2 * np.exp(-((n - 7) ** 2) / 6.0) for n in range(1, 16)}
+    frames = {n: shifted(a) for n, a in amplitude.items()}
+    assert spot_apex(onset, frames, face, stabilize=False, fps=100.0) == 7
+    frames[7] = np.full_like(onset, 128)  # blank: refused by the guard, so skipped
+    assert spot_apex(onset, frames, face, stabilize=False, fps=100.0) in (6, 8)
+    assert spot_apex(onset, Unreadable(frames), face, stabilize=False, fps=100.0) in (6, 8)
+    assert spot_apex(onset, {1: frames[1], 2: frames[2]}, face, stabilize=False, fps=100.0) is None

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import mer_train.cli  # noqa: F401 - before the autouse fixture patches DEFAULT_SCHEDULER, which its help names
 from mer_pipeline.cli import _add_synth, cli
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"

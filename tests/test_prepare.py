@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from mer_pipeline import align
-from mer_pipeline.clip import PrepConfig
+from mer_pipeline.config import PrepConfig
 from mer_pipeline.errors import MerError, OutputLocked
 from mer_pipeline.face import detect_face
 from mer_pipeline.frames import read_grey

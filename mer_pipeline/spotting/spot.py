@@ -42,11 +42,11 @@ import numpy as np
 from .. import __version__
 from .. import align as al
 from ..errors import FrameError, MerError, NoFaceFound
-from ..face import detect_face, get_backend
+from ..face import detect_face, get_backend, landmark_count
 from ..flow import TVL1Params, check_flow_available, compute_flow, optical_strain
 from ..sample import Failure, sample_id
 from ..shards import (FAILURES, MANIFEST, SHARD_DIR, config_hash, shard_name, write_jsonl_atomic, write_manifest,
-                      write_shard)
+                      write_shard, write_text_atomic)
 from .longvideo import LongVideo, find_long_videos
 from .metric import Interval
 
@@ -327,7 +327,7 @@ def interval_record(video: LongVideo, interval: Interval, onset_raw: np.ndarray,
 def prep_config(config: SpotConfig):
     """The `PrepConfig` that made the shards' content, in the manifest like any shard set's `prep`
     (readers such as `mer-train predict` check size, flow, backend and stabilize there)."""
-    from ..clip import PrepConfig
+    from ..config import PrepConfig
 
     return PrepConfig(backend=config.backend, size=config.size, flow=config.flow, stabilize=config.stabilize,
                       keep_frames=0, tvl1=config.tvl1)
@@ -495,21 +495,14 @@ def _csv(rows: list[dict], columns) -> str:
     return buffer.getvalue()
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write under a temporary name, then rename (a reader never sees half a file)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _write_outputs(out, dataset, videos, found, table, records, failures, config, shard_size, annotations) -> None:
     rows = [{"video": i.video, "onset": i.onset, "apex": i.apex, "offset": i.offset, "kind": i.kind, "score": i.score,
              "sample_id": interval_sample_id(v, i)} for v, i in found]
-    _write_text(out / INTERVALS, _csv(rows, INTERVAL_COLUMNS))
-    _write_text(out / VIDEOS, _csv(table, list(table[0]) if table else ["video"]))
+    write_text_atomic(out / INTERVALS, _csv(rows, INTERVAL_COLUMNS))
+    write_text_atomic(out / VIDEOS, _csv(table, list(table[0]) if table else ["video"]))
     truth = [t for v in videos for t in v.truth]
     if truth or any(v.truth_known for v in videos):  # a sheet without intervals: nothing to find
-        _write_text(out / GROUND_TRUTH, _csv([{"video": t.video, "onset": t.onset, "apex": t.apex, "offset": t.offset,
+        write_text_atomic(out / GROUND_TRUTH, _csv([{"video": t.video, "onset": t.onset, "apex": t.apex, "offset": t.offset,
                                                "kind": t.kind, "emotion": t.label} for t in truth],
                                              ("video", "onset", "apex", "offset", "kind", "emotion")))
     else:
@@ -522,7 +515,7 @@ def _write_outputs(out, dataset, videos, found, table, records, failures, config
         old.unlink()
     records.sort(key=lambda r: r["meta"]["sample_id"])
     shards = []
-    landmarks = {"dlib": 68, "mediapipe": 468}[config.backend]
+    landmarks = landmark_count(config.backend)
     for index in range(0, max(len(records), 1), shard_size):
         chunk = records[index:index + shard_size]
         path = out / SHARD_DIR / shard_name(dataset, index // shard_size)

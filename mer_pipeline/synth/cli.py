@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import cli_errors
 from .layouts import DATASETS
 from .presets import CONFOUNDERS_BY, PRESETS
 
@@ -54,6 +55,7 @@ def factor_switches(command):
               help="Long videos for spotting (cas2, videos): --subjects videos of 30 s with planted micro- and "
                    "macro-expressions and distractors, plus a distractor-only video (docs/spotting.md).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@cli_errors
 def synth(dataset, out, subjects, clips_per_subject, seed, quirks, faces, preset, workers, overwrite, long_videos, quiet,
           **factors):
     """Write a synthetic raw DATASET tree into OUT, in the dataset's real on-disk layout.
@@ -74,7 +76,6 @@ def synth(dataset, out, subjects, clips_per_subject, seed, quirks, faces, preset
     """
     from tqdm import tqdm
 
-    from ..errors import MerError
     from .generate import generate
     from .layouts import LAYOUTS
 
@@ -88,12 +89,9 @@ def synth(dataset, out, subjects, clips_per_subject, seed, quirks, faces, preset
             bar.total = total
             bar.update(done - bar.n)
 
-        try:
-            summary = generate(dataset, out, subjects=subjects, clips_per_subject=clips_per_subject, seed=seed,
-                               quirks=quirks, faces=faces, preset=preset, workers=workers, overwrite=overwrite,
-                               progress=progress, **factors)
-        except MerError as error:
-            raise click.ClickException(str(error)) from error
+        summary = generate(dataset, out, subjects=subjects, clips_per_subject=clips_per_subject, seed=seed,
+                           quirks=quirks, faces=faces, preset=preset, workers=workers, overwrite=overwrite,
+                           progress=progress, **factors)
     planted = f"; quirks planted: {', '.join(summary['quirks'])}" if summary["quirks"] else ""
     click.echo(
         f"Wrote {summary['clips']} {dataset} clips of {summary['subjects']} subjects ({summary['frames']} frames, "
@@ -107,16 +105,12 @@ synth.help = synth.help.replace("{datasets}", ", ".join(DATASETS))
 
 def _synth_long(dataset, out, videos, seed, faces, overwrite):
     """`--long`: synthetic long videos (mer_pipeline.synth.long)."""
-    from ..errors import MerError
     from .long import LONG_DATASETS, generate_long, small_spec
 
     if dataset not in LONG_DATASETS:
         raise click.ClickException(f"--long is available for {', '.join(LONG_DATASETS)}, not {dataset!r}")
-    try:
-        spec = small_spec(videos=videos) if videos else small_spec()
-        summary = generate_long(dataset, out, seed=seed, spec=spec, faces=faces, overwrite=overwrite)
-    except MerError as error:
-        raise click.ClickException(str(error)) from error
+    spec = small_spec(videos=videos) if videos else small_spec()
+    summary = generate_long(dataset, out, seed=seed, spec=spec, faces=faces, overwrite=overwrite)
     click.echo(f"Wrote {summary['videos']} long videos in the {dataset} layout ({summary['frames']} frames, "
                f"{summary['bytes'] / 1e6:.1f} MB; {summary['micro']} micro, {summary['macro']} macro, "
                f"{summary['distractors']} distractors) to {out} in {summary['seconds']:.1f} s; "

@@ -86,7 +86,7 @@ def load_photos(faces: Path | None) -> list[Photo]:
         return [Photo("skimage.data.astronaut", rgb, hashlib.sha256(rgb.tobytes()).hexdigest())]
     folder = Path(faces)
     if not folder.is_dir():
-        raise SynthFaceError(f"--faces {folder}: not a folder; give a folder of face photos (one face each)")
+        raise SynthFaceError(f"faces {folder}: not a folder; give a folder of face photos (one face each)", param="faces")
     photos = []
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() not in PHOTO_EXTENSIONS:
@@ -94,10 +94,10 @@ def load_photos(faces: Path | None) -> list[Photo]:
         raw = path.read_bytes()
         bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
         if bgr is None:
-            raise SynthFaceError(f"{path}: cannot decode the image; remove it from --faces")
+            raise SynthFaceError(f"{path}: cannot decode the image; remove it from the folder of face photos")
         photos.append(Photo(path.name, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), hashlib.sha256(raw).hexdigest()))
     if not photos:
-        raise SynthFaceError(f"--faces {folder}: no image files ({', '.join(PHOTO_EXTENSIONS)}) found")
+        raise SynthFaceError(f"faces {folder}: no image files ({', '.join(PHOTO_EXTENSIONS)}) found", param="faces")
     return photos
 
 

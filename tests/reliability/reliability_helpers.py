@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mer_pipeline.clip import PrepConfig
+from mer_pipeline.config import PrepConfig
 from mer_pipeline.datasets import get_adapter
 from mer_pipeline.prepare import prepare
 from mer_pipeline.sample import Sample

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .shards import open_shards
+from .errors import ShardError
+from .shards import FAILURES, open_shards
 
 
 def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
@@ -23,6 +24,8 @@ def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndar
 
 
 def contact_sheet(out: Path, output: Path, max_samples: int = 24) -> Path:
+    """Write a PNG of up to `max_samples` samples of the shard set `out`, spread over the set, to
+    `output`; ShardError when the set holds no sample."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -31,7 +34,8 @@ def contact_sheet(out: Path, output: Path, max_samples: int = 24) -> Path:
     shards = open_shards(out, fields=("onset", "apex", "flow", "strain"))
     n = min(len(shards), max_samples)
     if n == 0:
-        raise ValueError(f"{out}: the shard set holds no samples")
+        raise ShardError(f"{out}: the shard set holds no samples, so there is nothing to show; every clip was "
+                         f"skipped (see {Path(out) / FAILURES}): fix what it names and rerun mer-prep")
     # Spread the picks over the set so several subjects and classes show.
     picks = np.unique(np.linspace(0, len(shards) - 1, n).round().astype(int))
     columns = ("onset", "apex", "flow", "strain")
