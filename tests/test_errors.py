@@ -8,6 +8,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+import mer_pipeline.classes
 import mer_pipeline.errors
 import mer_pipeline.synth.errors
 import mer_train.errors
@@ -19,7 +20,7 @@ from mer_train.errors import TrainError
 
 
 def error_classes():
-    for module in (mer_pipeline.errors, mer_pipeline.synth.errors, mer_train.errors):
+    for module in (mer_pipeline.errors, mer_pipeline.classes, mer_pipeline.synth.errors, mer_train.errors):
         for _, value in inspect.getmembers(module, inspect.isclass):
             if issubclass(value, BaseException) and value.__module__ == module.__name__:
                 yield value
