@@ -87,7 +87,13 @@ class Plan:
 
 
 def build_shard(index: int, samples: list[Sample], job: ShardJob) -> dict:
-    """Process the clips of one shard and write it. Runs in a Dask worker (or in-process).
+    """Process the clips of one shard and write it, in one process (the synchronous path)."""
+    return write_records(index, [clip_records(index, samples, job)], job)
+
+
+def clip_records(index: int, samples: list[Sample], job: ShardJob) -> dict:
+    """The records and failures of `samples`, clips of shard `index` (all of them, or a part when
+    the shard's clips are spread over several workers). Runs in a Dask worker (or in-process).
 
     A clip that raises one of clip.EXPECTED_ERRORS is a failure of its stage. Any other exception
     is a bug: with fail_fast it propagates; else the clip is recorded as an unexpected failure and
@@ -112,13 +118,21 @@ def build_shard(index: int, samples: list[Sample], job: ShardJob) -> dict:
                 failures.append(_unexpected(sample, error).to_json())
                 bug = bug or f"{sample.sample_id}:\n{traceback.format_exc()}"
             _report_progress()
-        path = job.path(index)
-        sha = write_shard(path, records, size=job.config.size, landmarks=landmark_count(job.config.backend),
-                          config_hash=job.digest, keep_frames=job.config.keep_frames, failures=failures)
-        return {"file": path.name, "n": len(records), "sha256": sha, "failures": failures,
-                "emotions": [r["meta"]["emotion"] for r in records], "reused": False, "bug": bug}
+        return {"records": records, "failures": failures, "bug": bug}
     finally:
         cv2.setNumThreads(threads)
+
+
+def write_records(index: int, parts: list[dict], job: ShardJob) -> dict:
+    """Write shard `index` from the `clip_records` of its clips, in sample-id order."""
+    records = [r for part in parts for r in part["records"]]
+    failures = [f for part in parts for f in part["failures"]]
+    bug = next((part["bug"] for part in parts if part["bug"]), None)
+    path = job.path(index)
+    sha = write_shard(path, records, size=job.config.size, landmarks=landmark_count(job.config.backend),
+                      config_hash=job.digest, keep_frames=job.config.keep_frames, failures=failures)
+    return {"file": path.name, "n": len(records), "sha256": sha, "failures": failures,
+            "emotions": [r["meta"]["emotion"] for r in records], "reused": False, "bug": bug}
 
 
 def _unexpected(sample: Sample, error: Exception) -> Failure:
@@ -326,18 +340,21 @@ def _run_dask(plan: Plan, todo: list[int], bar) -> dict[int, dict]:
             n = plan.workers or os.cpu_count() or 1
             # Loopback only; the scheduler's HTTP routes on any free port (None would still take 8787).
             # One task per worker at a time: a worker that dies (a crash in native code, out of memory)
-            # then takes only the shard it was running with it, not one queued behind it.
+            # then takes only the part of a shard it was running with it, not one queued behind it.
             with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
                 cluster = stack.enter_context(LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                                            host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                                            silence_logs=logging.ERROR))
             client = stack.enter_context(Client(cluster))
-        if len(todo) == len(shards):  # on a resume another --shard-size would discard the reused shards
-            _check_balance([len(p) for p in shards], len(client.scheduler_info()["workers"]))
         client.subscribe_topic(PROGRESS_TOPIC, lambda event: bar.update(1))
-        futures = {client.submit(build_shard, i, shards[i], job, key=f"mer-prep-{job.dataset}-{job.digest[:8]}-{i:05d}",
-                                 pure=False, retries=2): i
-                   for i in todo}
+        workers = len(client.scheduler_info()["workers"])
+        part = _part_size(sum(len(shards[i]) for i in todo), workers)
+        futures = {}
+        for i in todo:  # a shard's parts, then its writer: Dask runs them about in that order, so
+            key = f"mer-prep-{job.dataset}-{job.digest[:8]}-{i:05d}"  # a worker holds ~one shard's records
+            parts = [client.submit(clip_records, i, shards[i][at:at + part], job, key=f"{key}-clips-{at:05d}",
+                                   pure=False, retries=2) for at in range(0, len(shards[i]), part)]
+            futures[client.submit(write_records, i, parts, job, key=key, pure=False, retries=2)] = i
         results, start = {}, bar.n
         for future in as_completed(futures):
             index = futures[future]
@@ -360,22 +377,18 @@ def _run_dask(plan: Plan, todo: list[int], bar) -> dict[int, dict]:
         return results
 
 
-def _check_balance(sizes: list[int], workers: int) -> float:
-    """Warn when one task per shard leaves workers idle: the share of the workers' time that the
-    shards can keep busy, shards dealt in order to the first free worker, clip costs taken as equal."""
-    if workers < 2 or not sizes:
-        return 1.0
-    loads = [0] * workers
-    for size in sizes:
-        loads[loads.index(min(loads))] += size
-    total = sum(sizes)
-    efficiency = total / (workers * max(loads))
-    if efficiency < 0.75 and total >= 16 * workers:  # small sets finish in seconds anyway
-        suggested = max(1, -(-total // (4 * workers)))
-        log.warning("%d clips in %d shard(s) for %d workers: one task per shard keeps only ~%.0f%% of the "
-                    "workers busy; --shard-size %d would spread them over all workers", total, len(sizes),
-                    workers, 100 * efficiency, suggested)
-    return efficiency
+# Clips per Dask task: a shard's clips are spread over the workers in parts of about total /
+# (PARTS_PER_WORKER x workers) clips (at least MIN_PART), so that the workers finish together
+# whatever the shard size (one task per shard left a worker idle while the other did the last, or
+# the only, shard) and a task stays long against Dask's few ms per task. One worker: one part per shard.
+PARTS_PER_WORKER = 8
+MIN_PART = 4
+
+
+def _part_size(total: int, workers: int) -> int:
+    if workers < 2:
+        return max(total, 1)
+    return max(MIN_PART, -(-total // (PARTS_PER_WORKER * workers)))
 
 
 def _lost_shard(index: int, samples: list[Sample], error: Exception) -> dict:

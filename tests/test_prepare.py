@@ -157,6 +157,10 @@ def test_local_clusters_and_a_distributed_scheduler_give_identical_shards(synth_
         out = tmp_path / f"w{workers}"
         prepare("casme2", synth_casme2, out, workers=workers, shard_size=4, progress=False)
         assert shard_bytes(out) == reference, workers
+    # one shard whose clips travel in parts to both workers, gathered by its writer: the same bytes
+    prepare("casme2", synth_casme2, tmp_path / "one-sync", scheduler="synchronous", shard_size=1000, progress=False)
+    prepare("casme2", synth_casme2, tmp_path / "one-2w", workers=2, shard_size=1000, progress=False)
+    assert shard_bytes(tmp_path / "one-2w") == shard_bytes(tmp_path / "one-sync")
     scheduler_file = tmp_path / "scheduler.json"
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
@@ -271,13 +275,10 @@ def test_keep_frames_stores_aligned_frames_from_onset_to_offset(synth_casme2, tm
     assert all(np.abs(frames[i, -1].astype(int) - frames[i, 0]).mean() > 0 for i in range(2))
 
 
-def test_too_few_shards_for_the_workers_is_reported_with_a_shard_size(caplog):
-    from mer_pipeline.prepare import _check_balance
+def test_a_shards_clips_are_spread_over_the_workers_in_parts():
+    from mer_pipeline.prepare import MIN_PART, _part_size
 
-    with caplog.at_level("WARNING", logger="mer_pipeline.prepare"):
-        assert _check_balance([64, 64, 64, 64, 4], 2) > 0.95  # CASME II-sized on 2 workers: balanced, silent
-        assert _check_balance([64] * 4, 16) == 0.25
-    assert len(caplog.records) == 1
-    message = caplog.records[0].getMessage()
-    assert "256 clips in 4 shard(s) for 16 workers" in message and "--shard-size 4" in message
-    assert _check_balance([16, 1], 2) < 0.75 and len(caplog.records) == 1  # 17 clips: too few to matter
+    assert _part_size(120, 1) == 120  # one worker: one task per shard, as before
+    assert _part_size(120, 2) == 8    # 12 x 10 clips on 2 workers: 15 parts, the workers finish together
+    assert _part_size(255, 2) == 16   # CASME II
+    assert _part_size(10, 2) == MIN_PART  # a task stays long against Dask's per-task cost

@@ -24,8 +24,8 @@ pytestmark = pytest.mark.slow
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
-def dying_build_shard(index, samples, *args, real, victim: int, marker: Path | None, **kwargs):
-    """build_shard, except that the worker process exits in the middle of shard `victim`: once when
+def dying_clip_records(index, samples, *args, real, victim: int, marker: Path | None, **kwargs):
+    """clip_records, except that the worker process exits in the middle of shard `victim`: once when
     `marker` names a file to create, on every attempt when it is None."""
     if index == victim and (marker is None or not marker.exists()):
         if marker is not None:
@@ -36,8 +36,8 @@ def dying_build_shard(index, samples, *args, real, victim: int, marker: Path | N
 
 def test_a_worker_dying_once_is_retried_and_the_run_matches_a_clean_one(tiny_raw, clean_out, tmp_path, monkeypatch):
     marker = tmp_path / "died-once"
-    monkeypatch.setattr(prepare_module, "build_shard", functools.partial(
-        dying_build_shard, real=prepare_module.build_shard, victim=1, marker=marker))
+    monkeypatch.setattr(prepare_module, "clip_records", functools.partial(
+        dying_clip_records, real=prepare_module.clip_records, victim=1, marker=marker))
     out = tmp_path / "out"
     summary = prep(tiny_raw, out, scheduler=None, workers=1)
     assert marker.exists(), "the worker did die"
@@ -46,9 +46,9 @@ def test_a_worker_dying_once_is_retried_and_the_run_matches_a_clean_one(tiny_raw
 
 
 def test_a_worker_dying_every_time_loses_exactly_its_shards_clips(tiny_raw, clean_out, tmp_path, monkeypatch):
-    real = prepare_module.build_shard
-    monkeypatch.setattr(prepare_module, "build_shard", functools.partial(
-        dying_build_shard, real=real, victim=1, marker=None))
+    real = prepare_module.clip_records
+    monkeypatch.setattr(prepare_module, "clip_records", functools.partial(
+        dying_clip_records, real=real, victim=1, marker=None))
     out = tmp_path / "out"
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):  # two deaths, then give up
         summary = prep(tiny_raw, out, scheduler=None, workers=1)
@@ -61,6 +61,6 @@ def test_a_worker_dying_every_time_loses_exactly_its_shards_clips(tiny_raw, clea
     assert set(landed) == set(reference) - {lost} and all(landed[k] == reference[k] for k in landed)
     assert (summary.ok, summary.failed, summary.shards) == (3, 1, 3)
 
-    monkeypatch.setattr(prepare_module, "build_shard", real)  # the cause is gone: a rerun retries the lost clip
+    monkeypatch.setattr(prepare_module, "clip_records", real)  # the cause is gone: a rerun retries the lost clip
     summary = prep(tiny_raw, out)
     assert (summary.reused, summary.failed) == (3, 0) and output_files(out) == output_files(clean_out)
