@@ -78,7 +78,9 @@ class FoldGroup:
     @property
     def name(self) -> str:
         first, last = self.tasks[0], self.tasks[-1]
-        return f"folds {first.fold}-{last.fold} ({', '.join(t.subject for t in self.tasks)}) of {self.run}"
+        subjects = [t.subject for t in self.tasks]
+        named = ", ".join(subjects) if len(subjects) <= 4 else f"{first.subject}, ..., {last.subject}"
+        return f"folds {first.fold}-{last.fold} ({named}) of {self.run}"
 
 
 def group_folds(tasks: Sequence[FoldTask], size: int) -> list[FoldGroup]:

@@ -42,14 +42,15 @@ from .errors import ConfigError, TrainError
 from .trainer import Align, Trained
 
 ALIGN_TENSORS = ("targets", "has_target", "permutation")  # the per-fold tensors of an Align
+DROPOUT = (torch.nn.Dropout, torch.nn.Dropout1d, torch.nn.Dropout2d, torch.nn.Dropout3d, torch.nn.AlphaDropout,
+           torch.nn.FeatureAlphaDropout)
 
 
 def check_batchable(config: TrainConfig, data: MerData) -> None:
     """Raise ConfigError when `config`'s folds cannot be trained together exactly (module docstring)."""
     model = trainer.build_model(config, data)
     fix = "; train it with --fold-batch 1 (one fold at a time)"
-    dropout = [(name, m.p) for name, m in model.named_modules()
-               if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0]
+    dropout = [(name, m.p) for name, m in model.named_modules() if isinstance(m, DROPOUT) and m.p > 0]
     if dropout:
         name, p = dropout[0]
         raise ConfigError(f"--fold-batch: model = {config.model} has dropout ({name or 'the model'}, p = {p}), whose "
@@ -94,6 +95,7 @@ def train_group(config: TrainConfig, data: MerData, folds: list[tuple[int, str]]
 
     def fold_loss(weights, align_k, *inputs):  # one fold: its weights, targets and drawn samples
         fold_align = replace(align, **align_k) if align_k else align
+        # the meta-batch is always the vmapped one here (trainer.VMAP_TASKS False only times the loop)
         if bilevel:
             return trainer.meta_batch_loss(base, weights, config, fold_align, *inputs)
         return trainer.batch_loss(base, weights, config, *inputs, fold_align)
@@ -171,4 +173,6 @@ def _stacked_align(aligns: list[Align | None], folds: list[tuple[int, str]]) -> 
 def _label(folds: list[tuple[int, str]]) -> str:
     if len(folds) == 1:
         return f"fold {folds[0][0]} ({folds[0][1]})"
-    return f"folds {folds[0][0]}-{folds[-1][0]} ({', '.join(subject for _, subject in folds)})"
+    subjects = [subject for _, subject in folds]
+    named = ", ".join(subjects) if len(subjects) <= 4 else f"{subjects[0]}, ..., {subjects[-1]}"
+    return f"folds {folds[0][0]}-{folds[-1][0]} ({named})"

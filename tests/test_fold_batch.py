@@ -225,3 +225,14 @@ def test_fold_groups_on_dask_workers_give_the_synchronous_predictions(fake_root,
     workers = run(fake_root, tmp_path / "dask", fold_batch=3, method="erm", steps=4, workers=2)
     assert (workers.out / "predictions.csv").read_bytes() == (synchronous.out / "predictions.csv").read_bytes()
     assert len(list((workers.out / "checkpoints").glob("fold-*.pt"))) == SUBJECTS
+
+
+def test_compare_trains_each_runs_folds_in_groups(fake_root, tmp_path, groups):  # noqa: F811
+    args = ["compare", "--shards", str(fake_root), "--config", str(CI), "--methods", "erm,multitask", "--seeds", "1",
+            "--set", "steps=3", "-q"]
+    for name, extra in (("one", []), ("many", ["--fold-batch", "5"])):
+        result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / name), *extra])
+        assert result.exit_code == 0, result.output
+    assert groups == [[0, 1, 2, 3, 4], [0, 1, 2, 3, 4]]  # one group per run, never across runs
+    for run in ("erm-seed0", "multitask-seed0"):
+        assert_same_run(tmp_path / "one" / run, tmp_path / "many" / run)
