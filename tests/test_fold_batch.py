@@ -27,7 +27,7 @@ from mer_train import distributed, fold_batch, loso, models, trainer
 from mer_train.cli import main
 from mer_train.config import load_config
 from mer_train.data import load_data
-from mer_train.errors import ConfigError
+from mer_train.errors import ConfigError, TrainError
 
 CI = Path(__file__).resolve().parents[1] / "configs" / "ci.yaml"
 TOLERANCE = 1e-4   # absolute, on class probabilities (module docstring)
@@ -132,6 +132,17 @@ def test_folds_with_their_own_auxiliary_targets(fake_root, fake_data):  # noqa: 
     aligns = [trainer.make_align(config, data, subject) for _, subject in folds]
     assert not torch.equal(aligns[0].targets, aligns[1].targets)
     same_folds(config, data, folds)
+
+
+def test_a_non_finite_loss_stops_the_group_naming_its_folds(fake_root, fake_data):  # noqa: F811
+    """NaN inputs of subject 0: every fold that trains on them stops, as one fold alone does."""
+    x = fake_data.x.clone()
+    x[torch.as_tensor(np.flatnonzero(fake_data.subject == fake_data.subjects[0]))] = float("nan")
+    config = load_config(CI, {"shards": [str(fake_root)], "steps": 2, "method": "erm"})
+    folds = list(enumerate(fake_data.subjects))[1:3]
+    with pytest.raises(TrainError, match=r"fold 1 \(casme2/sub01\), fold 2 \(casme2/sub02\): the training loss is "
+                                         r"nan at step 1 of 2; no fold of folds 1-2 .* is saved"):
+        fold_batch.train_folds(config, replace(fake_data, x=x), folds, torch.device("cpu"))
 
 
 # ----------------------------------------------------------------------------------------------
