@@ -21,10 +21,17 @@ torch thread each), the cluster started before the clock; parallel efficiency = 
 memory (VmRSS) and peak (VmHWM) after each: memory per worker must not grow with the folds it has
 trained. The first LOSO on a cluster includes the workers' imports and their one load of the shards.
 
+`--fold-batch 1,4,8` instead times one full LOSO of the first method in this process for each K
+(`mer_train.train(..., fold_batch=K)`: K folds trained at once, vmapped over folds), on the chosen
+device: folds/s, and the largest difference of a predicted probability from the K = 1 run.
+`--subjects N` makes the synthetic CASME II set with N subjects (default: mer-prep's 12).
+
 Usage: python benchmarks/bench_train.py [--config configs/lightman.yaml] [--methods erm,lightman]
        [--shards demo/shards] [--device cpu|cuda|all] [--threads 1] [--tasks vmap|loop|both] [--folds N]
        python benchmarks/bench_train.py --parallel 1,2 [--repeat 2] [--methods lightman]
-Writes benchmarks/results/bench_train.json (or --json; bench_train_parallel.json with --parallel).
+       python benchmarks/bench_train.py --fold-batch 1,4,8 --config configs/ci.yaml --methods lightman --subjects 16
+Writes benchmarks/results/bench_train.json (or --json; bench_train_parallel.json with --parallel,
+bench_train_fold_batch.json with --fold-batch).
 """
 from __future__ import annotations
 
@@ -43,10 +50,14 @@ RESULTS = ROOT / "benchmarks" / "results"
 METHODS = ("erm", "multitask", "maml", "lightman")
 
 
-def make_shards(work: Path) -> Path:
-    """work/shards/{casme2,ckplus} from synthetic raw trees, made once with the mer-prep CLI."""
+def make_shards(work: Path, subjects: int | None = None) -> Path:
+    """work/shards/{casme2,ckplus} from synthetic raw trees, made once with the mer-prep CLI (with
+    `subjects`: a CASME II of that many subjects, under work/subjects-N/)."""
+    if subjects:
+        work = work / f"subjects-{subjects}"
     for dataset in ("casme2", "ckplus"):
-        synth_set(dataset, work / "raw" / dataset, work / "shards" / dataset, ("-q",), ("-q",))
+        many = ("--subjects", str(subjects)) if subjects and dataset == "casme2" else ()
+        synth_set(dataset, work / "raw" / dataset, work / "shards" / dataset, ("-q", *many), ("-q",))
     return work / "shards"
 
 
@@ -86,6 +97,52 @@ def time_loso(config, data, folds: int | None) -> dict:
             "steps_per_s": steps / sum(fold_s), "ms_per_step": 1000 * sum(fold_s) / steps,
             "uf1": metrics and metrics["overall"]["uf1"], "uar": metrics and metrics["overall"]["uar"],
             "load_before": load_before, "load_after": load_average()}
+
+
+def time_fold_batch(config, data, ks: list[int]) -> list[dict]:
+    """One full LOSO of `config` in this process for each fold batch K: wall and CPU time, folds/s,
+    and the largest |probability - the K = 1 run's| over every sample and class."""
+    import csv
+
+    import numpy as np
+    import torch
+
+    import mer_train
+    from mer_train import loso
+
+    rows, reference = [], None
+    for k in ks:
+        load_before = load_average()
+        with tempfile.TemporaryDirectory(prefix="bench_train-") as out, loso.cpu_threads(config.threads):
+            wall, cpu = time.perf_counter(), time.process_time()
+            metrics = mer_train.train(config.replace(out=out), data=data, fold_batch=k).metrics
+            if config.device == "cuda":
+                torch.cuda.synchronize()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            with open(Path(out) / "predictions.csv", newline="") as handle:
+                probs = np.array([[float(v) for c, v in row.items() if c.startswith("p_")] for row in csv.DictReader(handle)])
+        reference = probs if reference is None else reference
+        folds = len(metrics["folds"])
+        rows.append({"method": config.method, "device": config.device, "fold_batch": k, "folds": folds,
+                     "steps_per_fold": config.steps, "loso_wall_s": wall, "loso_cpu_s": cpu, "folds_per_s": folds / wall,
+                     "max_abs_prob_diff_vs_first": float(np.abs(probs - reference).max()),
+                     "uf1": metrics["overall"]["uf1"], "load_before": load_before, "load_after": load_average()})
+        print(fold_batch_table(rows[-1:]).splitlines()[-1], flush=True)
+    for row in rows:
+        row["speedup"] = row["folds_per_s"] / rows[0]["folds_per_s"]
+    return rows
+
+
+def fold_batch_table(rows: list[dict]) -> str:
+    lines = ["| method | device | K | folds | LOSO wall | CPU time | folds/s | speed-up | max abs diff of p vs K = "
+             f"{rows[0]['fold_batch']} | UF1 | load (before-after) |", "|---" * 11 + "|"]
+    for r in rows:
+        speedup = f"{r['speedup']:.2f}x" if "speedup" in r else ""
+        lines.append(f"| {r['method']} | {r['device']} | {r['fold_batch']} | {r['folds']} | {r['loso_wall_s']:.0f} s "
+                     f"| {r['loso_cpu_s']:.0f} s | {r['folds_per_s']:.3f} | {speedup} "
+                     f"| {r['max_abs_prob_diff_vs_first']:.1e} | {r['uf1']:.3f} "
+                     f"| {r['load_before']:.1f}-{r['load_after']:.1f} |")
+    return "\n".join(lines)
 
 
 def worker_memory() -> dict:
@@ -179,11 +236,15 @@ def main() -> None:
     parser.add_argument("--parallel", metavar="N,M", help="time one LOSO of the first method on local Dask "
                         "clusters of N, M, ... worker processes (parallel efficiency against 1 worker)")
     parser.add_argument("--repeat", type=int, default=1, help="--parallel: LOSO runs per cluster (memory check)")
+    parser.add_argument("--fold-batch", metavar="K,L", help="time one LOSO of the first method for each fold "
+                        "batch K, L, ... (K folds trained at once; the first K is the reference), e.g. 1,4,8")
+    parser.add_argument("--subjects", type=int, help="subjects of the synthetic CASME II made here (default: 12)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    args.json = args.json or RESULTS / ("bench_train_parallel.json" if args.parallel else "bench_train.json")
+    suffix = "_parallel" if args.parallel else "_fold_batch" if args.fold_batch else ""
+    args.json = args.json or RESULTS / f"bench_train{suffix}.json"
 
     import torch
 
@@ -191,7 +252,7 @@ def main() -> None:
     from mer_train.config import load_config, parse_assignment
     from mer_train.data import load_data
 
-    shards = args.shards or make_shards(RESULTS / "bench_train")
+    shards = args.shards or make_shards(RESULTS / "bench_train", args.subjects)
     overrides = dict(parse_assignment(a) for a in args.set)
     config = load_config(args.config, {**overrides, "shards": [str(shards)], "threads": args.threads, "seed": args.seed})
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
@@ -211,6 +272,19 @@ def main() -> None:
         print(parallel_table(rows))
         report = {"config": str(args.config), "resolved": {k: v for k, v in run.to_dict().items() if k not in ("shards", "out")},
                   "shards": str(shards), "machine": {"cpus": os.cpu_count(), "torch": torch.__version__}, "rows": rows}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"\n-> {args.json}")
+        return
+
+    if args.fold_batch:
+        run = config.replace(method=args.methods.split(",")[0], device=devices[0])
+        rows = time_fold_batch(run, data, [int(k) for k in args.fold_batch.split(",")])
+        print()
+        print(fold_batch_table(rows))
+        report = {"config": str(args.config), "resolved": {k: v for k, v in run.to_dict().items() if k not in ("shards", "out")},
+                  "shards": str(shards), "subjects": len(data.subjects), "samples": len(data.y),
+                  "machine": {"cpus": os.cpu_count(), "torch": torch.__version__}, "rows": rows}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"\n-> {args.json}")

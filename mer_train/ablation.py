@@ -29,11 +29,11 @@ class CompareResult:
 
 def compare(config: TrainConfig, methods: Sequence[str] = ("erm", "multitask", "maml", "lightman"),
             seeds: int | Sequence[int] = 3, out: str | Path | None = None, progress: bool = False, *,
-            workers: int | None = None, scheduler: str | None = None) -> CompareResult:
+            workers: int | None = None, scheduler: str | None = None, fold_batch: int = 1) -> CompareResult:
     """Run every method of `methods` with `config` (only `method`, `seed` and `out` change; a named
     variant of `mer_train.config.VARIANTS`, e.g. `erm+tent`, also sets its keys) for each seed;
     write out/compare.md and out/compare.json. All folds of all runs are tasks of one
-    scheduler (see `mer_train.train`), under one progress bar.
+    scheduler (see `mer_train.train`), under one progress bar; `fold_batch` K trains K folds of a run at once.
 
         result = compare(load_config("configs/ci.yaml", {"shards": ["out"]}), seeds=3, workers=2)
         print(result.table)
@@ -48,7 +48,7 @@ def compare(config: TrainConfig, methods: Sequence[str] = ("erm", "multitask", "
     configs = [config.replace(method=variants[name][0], **variants[name][1], seed=seed,
                               out=str(out / f"{name}-seed{seed}"))
                for name in methods for seed in seeds]
-    results = train_runs(configs, progress=progress, workers=workers, scheduler=scheduler,
+    results = train_runs(configs, progress=progress, workers=workers, scheduler=scheduler, fold_batch=fold_batch,
                          desc=f"compare: {len(methods)} method(s) x {len(seeds)} seed(s)")
     runs: dict[str, list[dict]] = {}
     for name, result in zip([n for n in methods for _ in seeds], results):

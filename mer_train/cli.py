@@ -57,6 +57,10 @@ def run_options(fn):
                           "an existing dask.distributed cluster (tcp://host:8786; --shards and --out on storage "
                           "every worker sees), or synchronous (in this process, one fold after another) "
                           f"[default: local with --workers, else {DEFAULT_SCHEDULER or LOCAL}]."),
+        click.option("--fold-batch", type=click.IntRange(1, 4096), metavar="K",
+                     help="Train K folds of a run at once on one device, their weights stacked and vmapped "
+                          "(torch.func): predictions equal to one fold at a time within float tolerance; models "
+                          "with dropout are refused [default: 1, one fold at a time]."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bars; warnings only."),
     ]
     return functools.reduce(lambda f, option: option(f), reversed(options), fn)
@@ -102,12 +106,13 @@ def main(verbose) -> None:
 @run_options
 @cli_errors
 def train(method, shards, macro_shards, classes, config_path, model, device, seed, out, assignments, workers, scheduler,
-          quiet) -> None:
+          fold_batch, quiet) -> None:
     """Train and evaluate one method with LOSO; write the run directory.
 
     Micro-expression shard sets are trained and evaluated (one fold per subject); macro-expression
     sets give the auxiliary branch its targets (lightman, multitask). Each fold is one task: --workers
     N on a local Dask cluster, --scheduler ADDRESS on an existing one; same predictions either way.
+    --fold-batch K trains K folds together per task (on a GPU: many small models as one batch).
 
     Example:
 
@@ -119,7 +124,7 @@ def train(method, shards, macro_shards, classes, config_path, model, device, see
     _logging(quiet, workers, scheduler)
     config = _config(config_path, assignments, method=method, shards=shards, macro_shards=macro_shards,
                      classes=classes, model=model, device=device, seed=seed, out=out)
-    result = run(config, progress=not quiet, workers=workers, scheduler=scheduler)
+    result = run(config, progress=not quiet, workers=workers, scheduler=scheduler, fold_batch=fold_batch or 1)
     overall = result.metrics["overall"]
     click.echo(f"{result.config.method} on {result.metrics['class_set']}, {len(result.metrics['folds'])} LOSO folds, "
                f"{overall['n']} samples: UF1 {overall['uf1']:.3f}, UAR {overall['uar']:.3f}, "
@@ -139,7 +144,7 @@ def train(method, shards, macro_shards, classes, config_path, model, device, see
 @run_options
 @cli_errors
 def compare(methods, seeds, shards, macro_shards, classes, config_path, model, device, seed, out, assignments, workers,
-            scheduler, quiet) -> None:
+            scheduler, fold_batch, quiet) -> None:
     """Run several methods on the same folds and seeds; write a markdown table of UF1 and UAR.
 
     Every run uses the same config except its method and seed; the table (mean ± std over seeds,
@@ -157,7 +162,7 @@ def compare(methods, seeds, shards, macro_shards, classes, config_path, model, d
     config = _config(config_path, assignments, shards=shards, macro_shards=macro_shards, classes=classes,
                      model=model, device=device, seed=seed, out=out)
     result = run(config, [m.strip() for m in methods.split(",") if m.strip()], seeds, progress=not quiet,
-                 workers=workers, scheduler=scheduler)
+                 workers=workers, scheduler=scheduler, fold_batch=fold_batch or 1)
     click.echo(result.table, nl=False)
     click.echo(f"Written to {result.out / 'compare.md'}")
 

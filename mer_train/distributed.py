@@ -12,6 +12,10 @@ from the calling process so that a test can replace it) and writes the fold's ch
 loads a shard set once, keyed on `mer_train.data.DATA_KEYS`, and keeps it for every fold of every
 run that reads the same data, so its memory does not grow with the number of folds.
 
+With `--fold-batch K` a task is a `FoldGroup`: K folds of one run, trained together on the
+worker's device (`mer_train.fold_batch.train_folds`); each fold's checkpoint is written when its group
+finishes, and a result comes back per fold, as without groups.
+
 At most one fold per worker thread is handed out at a time: when a fold fails, the folds already
 running finish and keep their checkpoints, nothing new starts, and the run stops with the fold's
 error. A fold whose worker process dies (a crash in native code, out of memory) is retried once on a
@@ -60,6 +64,36 @@ class FoldTask:
         return f"fold {self.fold} ({self.subject}) of {self.run}"
 
 
+@dataclass(frozen=True)
+class FoldGroup:
+    """Folds of one run trained together (`--fold-batch K`): a task like a FoldTask, named by its folds."""
+
+    tasks: tuple[FoldTask, ...]
+
+    config = property(lambda self: self.tasks[0].config)
+    fold = property(lambda self: self.tasks[0].fold)
+    run = property(lambda self: self.tasks[0].run)
+    checkpoint = property(lambda self: self.tasks[0].checkpoint)
+
+    @property
+    def name(self) -> str:
+        first, last = self.tasks[0], self.tasks[-1]
+        subjects = [t.subject for t in self.tasks]
+        named = ", ".join(subjects) if len(subjects) <= 4 else f"{first.subject}, ..., {last.subject}"
+        return f"folds {first.fold}-{last.fold} ({named}) of {self.run}"
+
+
+def group_folds(tasks: Sequence[FoldTask], size: int) -> list[FoldGroup]:
+    """`tasks` cut into groups of up to `size` consecutive folds of the same run."""
+    groups: list[list[FoldTask]] = []
+    for task in tasks:
+        if groups and groups[-1][0].run == task.run and len(groups[-1]) < size:
+            groups[-1].append(task)
+        else:
+            groups.append([task])
+    return [FoldGroup(tuple(group)) for group in groups]
+
+
 def choose_scheduler(workers: int | None, scheduler: str | None, data_given: bool = False) -> str | None:
     """The scheduler a run uses: SYNCHRONOUS, an address, or None for a local cluster ("local", or
     only `workers` given); in this process when the caller passed its own data (workers load theirs
@@ -88,16 +122,22 @@ def is_remote(scheduler: str | None) -> bool:
 # the task: one fold, in a worker or in this process
 
 
-def train_fold_task(fold_fn: Callable[..., dict], task: FoldTask, data: Any = None,
-                    progress: bool = False) -> dict[str, Any]:
+def train_fold_task(fold_fn: Callable[..., Any], task: FoldTask | FoldGroup, data: Any = None,
+                    progress: bool = False) -> dict[str, Any] | list[dict[str, Any]]:
     """Train `task`'s fold with `fold_fn`, write its checkpoint, return its result without the
-    weights (the caller pools predictions; the weights stay in the checkpoint)."""
+    weights (the caller pools predictions; the weights stay in the checkpoint). A FoldGroup: `fold_fn`
+    takes the list of (fold, subject) pairs, and a list of results comes back."""
     from .loso import cpu_threads, save_checkpoint
 
     with cpu_threads(task.config.threads):
         device = worker_device(task.config.device)
         if data is None:
             data = worker_data(task.config, device)
+        if isinstance(task, FoldGroup):
+            results = fold_fn(task.config, data, [(t.fold, t.subject) for t in task.tasks], device, progress)
+            for one, result in zip(task.tasks, results):
+                save_checkpoint(one.checkpoint, one.config, data, result)
+            return [{**without_weights(result), "device": str(device)} for result in results]
         result = fold_fn(task.config, data, task.fold, task.subject, device, progress)
         save_checkpoint(task.checkpoint, task.config, data, result)
     return {**without_weights(result), "device": str(device)}
@@ -177,19 +217,27 @@ def fold_runner(tasks: Sequence[FoldTask], *, scheduler: str | None, workers: in
         yield client
 
 
-def run_folds(tasks: Sequence[FoldTask], fold_fn: Callable[..., dict], client: Any = None, *,
+def run_folds(tasks: Sequence[FoldTask | FoldGroup], fold_fn: Callable[..., Any], client: Any = None, *,
               local_data: Mapping[str, Any] | None = None, progress: bool = False, bar=None) -> list[dict[str, Any]]:
-    """Train every task, on `client`'s workers or (None) in this process; results in task order.
-    `local_data` (run name -> MerData on its device) serves the in-process path; `bar` (a tqdm)
-    advances once per finished fold."""
+    """Train every task, on `client`'s workers or (None) in this process; one result per fold, in
+    task order (a group's folds in their order). `local_data` (run name -> MerData on its device)
+    serves the in-process path; `bar` (a tqdm) advances once per finished fold."""
     if client is not None:
-        return _run_on(client, tasks, fold_fn, bar)
+        return _per_fold(_run_on(client, tasks, fold_fn, bar))
     results = []
     for task in tasks:
         results.append(train_fold_task(fold_fn, task, (local_data or {}).get(task.run), progress))
         if bar is not None:
-            bar.update(1)
-    return results
+            bar.update(_folds(task))
+    return _per_fold(results)
+
+
+def _folds(task: FoldTask | FoldGroup) -> int:
+    return len(task.tasks) if isinstance(task, FoldGroup) else 1
+
+
+def _per_fold(results: list) -> list[dict[str, Any]]:
+    return [one for result in results for one in (result if isinstance(result, list) else [result])]
 
 
 def default_workers(tasks: Sequence[FoldTask]) -> int:
@@ -236,7 +284,7 @@ def _run_on(client, tasks: Sequence[FoldTask], fold_fn: Callable[..., dict], bar
             failure = failure or error
         else:
             if bar is not None:
-                bar.update(1)
+                bar.update(_folds(tasks[index]))
         if failure is None:
             submit()
     if died is not None:

@@ -46,7 +46,7 @@ class RunResult:
 
 
 def train(config: TrainConfig | str | os.PathLike | None = None, *, data: MerData | None = None,
-          progress: bool = False, workers: int | None = None, scheduler: str | None = None,
+          progress: bool = False, workers: int | None = None, scheduler: str | None = None, fold_batch: int = 1,
           **overrides: Any) -> RunResult:
     """Run `config` (a TrainConfig, a YAML path or None for the defaults, with `overrides`) with
     leave-one-subject-out; returns the run directory and its pooled metrics. Each fold is one task:
@@ -54,13 +54,15 @@ def train(config: TrainConfig | str | os.PathLike | None = None, *, data: MerDat
     `scheduler` (an address), or `scheduler="synchronous"` in this process (also what `data=`, a
     MerData already loaded, implies; and, for now, what neither of the two gives: see
     `mer_train.distributed.DEFAULT_SCHEDULER`). Same predictions whichever runs the folds.
+    `fold_batch` K > 1 trains K folds at once per task (`mer_train.fold_batch`: predictions equal to
+    float tolerance, not bit for bit).
 
         result = mer_train.train("configs/ci.yaml", shards=["out/casme2"], macro_shards=["out/ckplus"], workers=2)
         result.metrics["overall"]["uf1"]
     """
     config = as_config(config, overrides)
     return train_runs([config], data=data, progress=progress, workers=workers, scheduler=scheduler,
-                      desc=f"{config.method} LOSO")[0]
+                      fold_batch=fold_batch, desc=f"{config.method} LOSO")[0]
 
 
 @dataclass
@@ -74,11 +76,14 @@ class _Run:
 
 
 def train_runs(configs: list[TrainConfig], *, data: MerData | None = None, progress: bool = False,
-               workers: int | None = None, scheduler: str | None = None, desc: str = "LOSO") -> list[RunResult]:
+               workers: int | None = None, scheduler: str | None = None, fold_batch: int = 1,
+               desc: str = "LOSO") -> list[RunResult]:
     """Several LOSO runs at once (`mer-train compare`): every fold of every run is one task of one
-    scheduler, under one progress bar. Every run is checked before anything is written; a complete
-    fold checkpoint is reused, never retrained."""
+    scheduler, under one progress bar (with `fold_batch` K > 1: every K folds of a run). Every run is
+    checked before anything is written; a complete fold checkpoint is reused, never retrained."""
     scheduler = distributed.choose_scheduler(workers, scheduler, data is not None)
+    if fold_batch < 1:
+        raise ConfigError(f"--fold-batch {fold_batch}: must be at least 1 (1 = one fold at a time)")
     loaded: dict[tuple, MerData] = {}  # one load per distinct data config, as on the workers
     runs = []
     for config in configs:  # fail before hours of training, not after
@@ -90,6 +95,10 @@ def train_runs(configs: list[TrainConfig], *, data: MerData | None = None, progr
         if not distributed.is_remote(scheduler):  # a remote cluster's workers have their own devices
             resolve_device(config.device)
         require_runnable(config, run_data)
+        if fold_batch > 1:
+            from .fold_batch import check_batchable
+
+            check_batchable(config, run_data)
         name = f"{config.method} seed {config.seed}"
         if any(r.name == name for r in runs) and config.out:  # named variants of one method: their run folders
             name = f"{name} ({Path(config.out).name})"
@@ -98,6 +107,11 @@ def train_runs(configs: list[TrainConfig], *, data: MerData | None = None, progr
         raise ConfigError("two runs with the same run directory name: give each run its own --out")
 
     tasks = [task for run in runs for task in _plan(run)]
+    work, fold_fn = tasks, trainer.train_fold
+    if fold_batch > 1:
+        from .fold_batch import train_folds
+
+        work, fold_fn = distributed.group_folds(tasks, fold_batch), train_folds
     local, moved = {}, {}
     if scheduler == distributed.SYNCHRONOUS:
         for run in runs:
@@ -105,12 +119,11 @@ def train_runs(configs: list[TrainConfig], *, data: MerData | None = None, progr
             key = (id(run.data), str(device))  # runs on the same data share one copy on the device
             local[run.name] = moved[key] = moved.get(key) or run.data.to(device)
     total = sum(len(run.folds) for run in runs)
-    with distributed.fold_runner(tasks, scheduler=scheduler, workers=workers) as client:
+    with distributed.fold_runner(work, scheduler=scheduler, workers=workers) as client:
         for run in runs:
             _write_plan(run)
         with tqdm(total=total, initial=total - len(tasks), desc=desc, unit="fold", disable=not progress) as bar:
-            results = distributed.run_folds(tasks, trainer.train_fold, client, local_data=local, progress=progress,
-                                            bar=bar)
+            results = distributed.run_folds(work, fold_fn, client, local_data=local, progress=progress, bar=bar)
     by_name = {run.name: run for run in runs}
     for task, result in zip(tasks, results):
         by_name[task.run].folds[task.fold] = result

@@ -200,36 +200,58 @@ def outer_loss(model: torch.nn.Module, params: dict[str, torch.Tensor], config: 
     adapted weights' loss on the query people (+ beta x the support loss of the base weights, which
     trains the weights that are evaluated when eval_adapt is 0). task_unit subject: one training
     subject per task; level one adapts on its clips with the label-free auxiliary loss only (as a
-    new person is adapted at test time), level two scores the adapted weights' CE on the same clips."""
-    bilevel, auxiliary = METHODS[config.method]
-    align_weight = config.align_weight if auxiliary else 0.0
-    if not bilevel:
+    new person is adapted at test time), level two scores the adapted weights' CE on the same clips.
+    The draws and the arithmetic are apart (`batch_loss`, `meta_batch_loss`), so that
+    `mer_train.fold_batch` can draw each fold's samples itself and run the same arithmetic over folds."""
+    if not METHODS[config.method].bilevel:
         batch = torch.as_tensor(sampler.batch(config.batch_size), device=x.device)
-        return branch_loss(model, params, x[batch], y[batch], align, align_weight)  # x[batch]: (B, C, H, W)
-    query_weight = align_weight if config.outer_align else 0.0
-    beta = config.outer_base_weight
-    inner_align, inner_ce = level_one_weights(config)
+        return batch_loss(model, params, config, x[batch], y[batch], align)  # x[batch]: (B, C, H, W)
     tasks = [draw_task(sampler, config) for _ in range(config.meta_batch)]
-
-    def task_loss(xs, ys, xq, yq, ws=None, wq=None):
-        # level one: task-specific learning in both branches, on the support subjects
-        # (task_unit subject: the auxiliary branch alone, label-free, on one subject's clips)
-        fast = adapt(model, params, xs, ys, align=align, align_weight=inner_align, inner_lr=config.inner_lr,
-                     inner_steps=config.inner_steps, first_order=config.first_order, weight=ws, ce_weight=inner_ce)
-        # level two: the adapted weights meet new people (the query subjects); their loss refines the shared weights
-        loss = branch_loss(model, fast, xq, yq, align, query_weight, wq)
-        if beta:  # MLDG-style: the base weights themselves must be good too (their CE, + lambda L_aux on halves)
-            loss = loss + beta * branch_loss(model, params, xs, ys, align, align_weight * inner_ce, ws)
-        return loss
-
     if not VMAP_TASKS:
         loss = 0.0
         for support, query in tasks:
             s, q = torch.as_tensor(support, device=x.device), torch.as_tensor(query, device=x.device)
-            loss = loss + task_loss(x[s], y[s], x[q], y[q])
+            loss = loss + task_loss(model, params, config, align, x[s], y[s], x[q], y[q])
         return loss / config.meta_batch
     (support, ws), (query, wq) = (padded([task[i] for task in tasks], x.device) for i in (0, 1))  # (T, n) each
-    losses = torch.func.vmap(task_loss, randomness="different")(x[support], y[support], x[query], y[query], ws, wq)
+    return meta_batch_loss(model, params, config, align, x[support], y[support], x[query], y[query], ws, wq)
+
+
+def batch_loss(model: torch.nn.Module, params: dict[str, torch.Tensor], config: TrainConfig, x: torch.Tensor,
+               y: torch.Tensor, align: Align | None) -> torch.Tensor:
+    """A single-level method's loss on one mini-batch (B, C, H, W): CE (+ lambda L_aux for multitask)."""
+    align_weight = config.align_weight if METHODS[config.method].auxiliary else 0.0
+    return branch_loss(model, params, x, y, align, align_weight)
+
+
+def task_loss(model: torch.nn.Module, params: dict[str, torch.Tensor], config: TrainConfig, align: Align | None,
+              xs: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor, yq: torch.Tensor,
+              ws: torch.Tensor | None = None, wq: torch.Tensor | None = None) -> torch.Tensor:
+    """A bi-level method's loss of one task: support (xs, ys), query (xq, yq), with 0/1 sample weights."""
+    align_weight = config.align_weight if METHODS[config.method].auxiliary else 0.0
+    query_weight = align_weight if config.outer_align else 0.0
+    beta = config.outer_base_weight
+    inner_align, inner_ce = level_one_weights(config)
+    # level one: task-specific learning in both branches, on the support subjects
+    # (task_unit subject: the auxiliary branch alone, label-free, on one subject's clips)
+    fast = adapt(model, params, xs, ys, align=align, align_weight=inner_align, inner_lr=config.inner_lr,
+                 inner_steps=config.inner_steps, first_order=config.first_order, weight=ws, ce_weight=inner_ce)
+    # level two: the adapted weights meet new people (the query subjects); their loss refines the shared weights
+    loss = branch_loss(model, fast, xq, yq, align, query_weight, wq)
+    if beta:  # MLDG-style: the base weights themselves must be good too (their CE, + lambda L_aux on halves)
+        loss = loss + beta * branch_loss(model, params, xs, ys, align, align_weight * inner_ce, ws)
+    return loss
+
+
+def meta_batch_loss(model: torch.nn.Module, params: dict[str, torch.Tensor], config: TrainConfig, align: Align | None,
+                    xs: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor, yq: torch.Tensor, ws: torch.Tensor,
+                    wq: torch.Tensor) -> torch.Tensor:
+    """The mean task loss of a meta-batch: (T, n, C, H, W) support and query sets with (T, n) labels and
+    weights (padding 0), the T tasks as one torch.func.vmap batch."""
+    def one(xs, ys, xq, yq, ws, wq):
+        return task_loss(model, params, config, align, xs, ys, xq, yq, ws, wq)
+
+    losses = torch.func.vmap(one, randomness="different")(xs, ys, xq, yq, ws, wq)
     return losses.mean()  # (T,) -> ()
 
 
@@ -371,17 +393,9 @@ def train_model(config: TrainConfig, data: MerData, fold: int, test_subject: str
                 progress: bool = False) -> Trained:
     """Train on every subject but `test_subject` (None: on all, as `mer-train fit`) for exactly
     `config.steps` outer steps."""
-    train_index = np.flatnonzero(data.subject != test_subject)
-    torch.manual_seed(config.seed * 1_000_003 + fold)  # the model's initial weights
-    rng = np.random.default_rng([config.seed, fold])    # the batches and tasks
-    train_index, y = training_set(config, fold, data, train_index)  # subject_fraction, label_noise (training only)
-    sampler = FoldSampler(y.cpu().numpy(), data.subject, train_index, rng)
-
-    model = build_model(config, data).to(device)
+    model, sampler, y, train_index, align = start_fold(config, data, fold, test_subject, device)
     params = dict(model.named_parameters())
-    # foreach: each Adam op runs over all tensors at once, not per tensor (~1 ms less per CPU step); same bits
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
-    align = make_align(config, data, test_subject)
+    optimizer = adam(model.parameters(), config)
     x = fold_inputs(config, data)  # (N, C, H, W)
     autocast = autocast_for(device)
 
@@ -400,6 +414,23 @@ def train_model(config: TrainConfig, data: MerData, fold: int, test_subject: str
         optimizer.step()
         curve.append(loss.item())
     return Trained(model, x, y, train_index, align, curve, time.perf_counter() - start)
+
+
+def start_fold(config: TrainConfig, data: MerData, fold: int, test_subject: str | None, device: torch.device):
+    """What a fold starts from: its initial model (weights seeded by (seed, fold)), its sampler of
+    training indices (seeded by (seed, fold)), its training labels and indices, its auxiliary targets."""
+    train_index = np.flatnonzero(data.subject != test_subject)
+    torch.manual_seed(config.seed * 1_000_003 + fold)  # the model's initial weights
+    rng = np.random.default_rng([config.seed, fold])    # the batches and tasks
+    train_index, y = training_set(config, fold, data, train_index)  # subject_fraction, label_noise (training only)
+    sampler = FoldSampler(y.cpu().numpy(), data.subject, train_index, rng)
+    model = build_model(config, data).to(device)
+    return model, sampler, y, train_index, make_align(config, data, test_subject)
+
+
+def adam(parameters, config: TrainConfig) -> torch.optim.Adam:
+    # foreach: each Adam op runs over all tensors at once, not per tensor (~1 ms less per CPU step); same bits
+    return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
 
 
 def build_model(config: TrainConfig, data: MerData) -> torch.nn.Module:
@@ -446,7 +477,12 @@ def train_fold(config: TrainConfig, data: MerData, fold: int, test_subject: str,
     """Train on every subject but `test_subject` for exactly `config.steps` steps, then predict it
     (inductive: the test subject's inputs are read only to be predicted; transductive, with
     test_adapt_steps or subject_norm: its unlabelled inputs also adapt the model; never its labels)."""
-    trained = train_model(config, data, fold, test_subject, device, progress)
+    return fold_result(config, data, fold, test_subject, train_model(config, data, fold, test_subject, device, progress))
+
+
+def fold_result(config: TrainConfig, data: MerData, fold: int, test_subject: str, trained: Trained) -> dict[str, Any]:
+    """Predict a trained fold's test subject (as `predict_subject` says); the fold's result and weights."""
+    device = trained.x.device
     test_index = np.flatnonzero(data.subject == test_subject)
     test_x = trained.x[torch.as_tensor(test_index, device=device)]
     probs = predict_subject(trained.model, support_weights(config, trained, data, fold), test_x, config, trained.align)
