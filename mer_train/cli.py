@@ -56,7 +56,7 @@ def run_options(fn):
                      help="Where the folds train: local (a local Dask cluster of --workers processes), ADDRESS of "
                           "an existing dask.distributed cluster (tcp://host:8786; --shards and --out on storage "
                           "every worker sees), or synchronous (in this process, one fold after another) "
-                          f"[default: local with --workers, else {DEFAULT_SCHEDULER or LOCAL}]."),
+                          f"[default: {LOCAL}]."),
         click.option("--fold-batch", type=click.IntRange(1, 4096), metavar="K",
                      help="Train K folds of a run at once on one device, their weights stacked and vmapped "
                           "(torch.func): predictions equal to one fold at a time within float tolerance; models "

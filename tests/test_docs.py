@@ -9,10 +9,6 @@ from pathlib import Path
 
 import pytest
 
-# Imported before any test runs: mer-train's --help reads mer_train.distributed.DEFAULT_SCHEDULER when
-# mer_train.cli is first imported, and tests/conftest.py's autouse fixture changes it during a test.
-import mer_train.cli  # noqa: F401
-
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 GENERATORS = sorted(DOCS.glob("generate_*.py"))
 
