@@ -52,7 +52,7 @@ def generate_tree(work: Path, subjects: int, clips: int, seed: int = 0) -> Path:
 def run_ours(raw: Path, out: Path, workers: int, config, shard_size: int = 64) -> dict:
     from distributed import Client, LocalCluster, get_task_stream
 
-    from mer_pipeline.prepare import prepare
+    from mer_pipeline.runner import prepare
 
     shutil.rmtree(out, ignore_errors=True)
     # Start the cluster outside the clock; a user pays it once per run (~1-2 s), reported apart.

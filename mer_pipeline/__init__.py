@@ -10,12 +10,13 @@ __version__ = "0.1.0"
 
 
 def prepare(*args, **kwargs):
-    """Run stage one; see `mer_pipeline.prepare.prepare`."""
-    from .prepare import prepare as _prepare
+    """Run stage one; see `mer_pipeline.runner.prepare`."""
+    from .runner import prepare as _prepare
 
     return _prepare(*args, **kwargs)
 
 
-# The public names and modules (docs/api.md is generated from them: `make docs`). `prepare` is also the
-# module mer_pipeline.prepare, which replaces the function above once anything imports it.
-__all__ = ["prepare", "sample", "shards", "synth", "export", "spotting", "errors"]
+# The public names and modules (docs/api.md is generated from them: `make docs`). The module that runs
+# stage one is `runner`, not `prepare`: a submodule of that name would replace the function above
+# as soon as anything imported it.
+__all__ = ["prepare", "runner", "sample", "shards", "synth", "export", "spotting", "errors"]

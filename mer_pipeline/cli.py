@@ -60,7 +60,7 @@ def _dataset_command(name: str) -> click.Command:
     def command(raw, out, annotations, backend, size, flow_method, stabilize, keep_frames, workers, scheduler,
                 shard_size, limit, overwrite, fail_fast, quiet, **options):
         from .config import PrepConfig
-        from .prepare import prepare
+        from .runner import prepare
 
         config = PrepConfig(backend=backend, size=size, flow=flow_method, stabilize=stabilize, keep_frames=keep_frames)
         if scheduler != "synchronous":

@@ -47,7 +47,7 @@ def synth_casme2(tmp_path_factory) -> Path:
 def casme2_shards(synth_casme2, tmp_path_factory):
     """(OUT, PrepareSummary) of the synchronous pipeline on `synth_casme2`."""
     from mer_pipeline.config import PrepConfig
-    from mer_pipeline.prepare import prepare
+    from mer_pipeline.runner import prepare
 
     out = tmp_path_factory.mktemp("shards") / "casme2"
     summary = prepare("casme2", synth_casme2, out, config=PrepConfig(), scheduler="synchronous", shard_size=4,

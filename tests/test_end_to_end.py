@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def demo_shards(tmp_path_factory):
-    from mer_pipeline.prepare import prepare
+    from mer_pipeline.runner import prepare
     from mer_pipeline.synth import generate
 
     work = tmp_path_factory.mktemp("e2e")

@@ -28,7 +28,7 @@ def error_classes():
 
 def test_every_error_class_of_the_family_derives_from_mer_error():
     from mer_pipeline.clip import ClipError
-    from mer_pipeline.prepare import UnexpectedClipErrors
+    from mer_pipeline.runner import UnexpectedClipErrors
 
     classes = [*error_classes(), ClipError, UnexpectedClipErrors]
     assert {c.__name__ for c in classes} >= {"ShardError", "SynthError", "TrainError", "ConfigError", "DataError",
@@ -105,7 +105,7 @@ def test_mer_train_errors_with_and_without_minus_v(tmp_path):
 
 
 def test_api_errors_name_the_parameter_and_the_cli_the_flag(tmp_path):
-    from mer_pipeline.prepare import prepare
+    from mer_pipeline.runner import prepare
 
     with pytest.raises(MerError, match="^shard_size must be at least 1, not 0") as raised:
         prepare("casme2", tmp_path, tmp_path / "out", shard_size=0)

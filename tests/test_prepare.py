@@ -23,7 +23,7 @@ from mer_pipeline.config import PrepConfig
 from mer_pipeline.errors import MerError, OutputLocked
 from mer_pipeline.face import detect_face
 from mer_pipeline.frames import read_grey
-from mer_pipeline.prepare import output_lock, prepare
+from mer_pipeline.runner import output_lock, prepare
 from mer_pipeline.shards import open_shards, verify_shards
 from mer_pipeline.synth import truth_field
 from mer_pipeline.synth.aus import field_on_grid
@@ -276,9 +276,15 @@ def test_keep_frames_stores_aligned_frames_from_onset_to_offset(synth_casme2, tm
 
 
 def test_a_shards_clips_are_spread_over_the_workers_in_parts():
-    from mer_pipeline.prepare import MIN_PART, _part_size
+    from mer_pipeline.runner import MIN_PART, _part_size
 
     assert _part_size(120, 1) == 120  # one worker: one task per shard, as before
     assert _part_size(120, 2) == 8    # 12 x 10 clips on 2 workers: 15 parts, the workers finish together
     assert _part_size(255, 2) == 16   # CASME II
     assert _part_size(10, 2) == MIN_PART  # a task stays long against Dask's per-task cost
+
+def test_mer_pipeline_prepare_stays_the_function_once_the_runner_is_imported():
+    import mer_pipeline
+    import mer_pipeline.runner  # noqa: F401 - a submodule named `prepare` replaced the function here
+
+    assert callable(mer_pipeline.prepare) and not isinstance(mer_pipeline.prepare, type(mer_pipeline))

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from mer_pipeline.prepare import prepare
+from mer_pipeline.runner import prepare
 from mer_pipeline.shards import open_shards, verify_shards
 
 synth = pytest.importorskip("mer_pipeline.synth", reason="the synthetic generator is not in this checkout")

@@ -16,7 +16,7 @@ import numpy as np
 
 from mer_pipeline.config import PrepConfig
 from mer_pipeline.datasets import get_adapter
-from mer_pipeline.prepare import prepare
+from mer_pipeline.runner import prepare
 from mer_pipeline.sample import Sample
 from mer_pipeline.shards import FAILURES, MANIFEST, SHARD_DIR, read_shard_meta
 

@@ -16,7 +16,7 @@ import cloudpickle
 import dask
 import pytest
 
-import mer_pipeline.prepare as prepare_module
+import mer_pipeline.runner as prepare_module
 from reliability_helpers import failures, output_files, prep, shard_records
 
 pytestmark = pytest.mark.slow

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 import mer_pipeline.clip as clip_module
-import mer_pipeline.prepare as prepare_module
+import mer_pipeline.runner as prepare_module
 from mer_pipeline.clip import ClipError, process_clip
-from mer_pipeline.prepare import UnexpectedClipErrors
+from mer_pipeline.runner import UnexpectedClipErrors
 from mer_pipeline.shards import MANIFEST
 from reliability_helpers import CLI_OPTIONS, CONFIG, failures, output_files, prep, samples
 

@@ -1,4 +1,5 @@
-"""Stage one orchestration: adapter -> plan of shards -> one Dask task per shard -> manifest.
+"""Stage one orchestration (`mer_pipeline.prepare`): adapter -> plan of shards -> Dask tasks (a
+shard's clips in parts, then its writer) -> manifest.
 
 Resume is the default: a shard file that exists, carries this run's config hash and holds exactly
 the planned samples is kept. Shards are written under a temporary name and renamed when complete;
