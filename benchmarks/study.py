@@ -121,7 +121,7 @@ def plan(seeds=SEEDS) -> list[Run]:
     runs += [Run("main", f"s{t}", v, seed) for seed in seeds for t in TREES for v in MAIN]
     runs += [Run("transductive", f"s{t}", v, seed) for seed in seeds for t in TREES for v in TRANSDUCTIVE]
     runs += [Run("controls", f"s{t}", v, seed) for seed in seeds for t in TREES for v in CONTROLS if v not in MAIN]
-    for seed in seeds[:2]:
+    for seed in seeds:
         runs += [Run("attribution", f"s{TREES[0]}-{f}", v, seed) for f in FACTORS for v in ATTRIBUTION]
     return runs
 
@@ -216,38 +216,55 @@ def read_run(root: Path, run: Run, classes: dict[str, int]) -> Predictions | Non
 
 def uf1(y: np.ndarray, p: np.ndarray, k: int) -> float:
     """MEGC UF1 over the classes present in y (as mer_train.metrics)."""
+    return uf1_of(confusion(y, p, k))
+
+
+def confusion(y: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:
+    """(k, k) counts: rows true class, columns predicted."""
     cm = np.zeros((k, k))
-    np.add.at(cm, (y, p), 1)
-    present = cm.sum(1) > 0
-    tp = np.diag(cm)
-    f1 = 2 * tp / np.maximum(cm.sum(1) + cm.sum(0), 1)
-    return float(f1[present].mean())
+    np.add.at(cm, (np.asarray(y, dtype=int), np.asarray(p, dtype=int)), 1)
+    return cm
+
+
+def uf1_of(cm: np.ndarray):
+    """UF1 of a confusion matrix (k, k), over the classes present in its rows; of a stack of them
+    (n, k, k), an (n,) array."""
+    present = cm.sum(-1) > 0
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    f1 = 2 * tp / np.maximum(cm.sum(-1) + cm.sum(-2), 1)
+    score = (f1 * present).sum(-1) / present.sum(-1)
+    return float(score) if cm.ndim == 2 else score
 
 
 def paired(a: list[Predictions], b: list[Predictions], k: int, tree_of: list[str], n_boot: int = 2000,
            rng_seed: int = 0) -> dict:
     """The difference UF1(a) - UF1(b), averaged over paired runs (same tree and seed), with a 95 %
     bootstrap interval (subjects resampled within each tree, every seed of a tree with the same
-    draw) and a two-sided paired permutation p (each (tree, subject) swaps a and b with prob 1/2)."""
+    draw) and a two-sided paired permutation p (each (tree, subject) swaps a and b with prob 1/2).
+
+    a and b are paired by subject: usually the same clips (two variants on one tree), but they may
+    be two trees with the same subjects (a factor switched off: other clips or labels), in which
+    case a subject's clips and labels are resampled and swapped together. `tree_of` names the
+    group of each pair within which subjects are resampled."""
     rng = np.random.default_rng(rng_seed)
     trees = sorted(set(tree_of))
     observed = float(np.mean([uf1(x.y, x.p, k) - uf1(z.y, z.p, k) for x, z in zip(a, b)]))
     subjects = {t: np.unique(next(x.subject for x, tt in zip(a, tree_of) if tt == t)) for t in trees}
-    index = [{s: np.flatnonzero(x.subject == s) for s in subjects[t]} for x, t in zip(a, tree_of)]
-
-    def delta(draw: dict[str, np.ndarray] | None, swap: dict[str, set] | None) -> float:
-        out = []
-        for i, (x, z, t) in enumerate(zip(a, b, tree_of)):
-            rows = np.concatenate([index[i][s] for s in draw[t]]) if draw else np.arange(len(x.y))
-            pa, pb = x.p.copy(), z.p.copy()
-            if swap:
-                flip = np.isin(x.subject, list(swap[t]))
-                pa[flip], pb[flip] = z.p[flip], x.p[flip]
-            out.append(uf1(x.y[rows], pa[rows], k) - uf1(x.y[rows], pb[rows], k))
-        return float(np.mean(out))
-
-    boot = [delta({t: rng.choice(subjects[t], size=len(subjects[t])) for t in trees}, None) for _ in range(n_boot)]
-    perms = [delta(None, {t: {s for s in subjects[t] if rng.random() < 0.5} for t in trees}) for _ in range(n_boot)]
+    draws = [{t: np.searchsorted(subjects[t], rng.choice(subjects[t], size=len(subjects[t]))) for t in trees}
+             for _ in range(n_boot)]
+    swaps = [{t: np.array([rng.random() < 0.5 for _ in subjects[t]]) for t in trees} for _ in range(n_boot)]
+    # a resampled or swapped pooled score is a sum of per-subject confusion matrices (UF1 depends
+    # on the pooled matrix only): every draw of a pair at once
+    boot, perms = np.zeros(n_boot), np.zeros(n_boot)
+    for x, z, t in zip(a, b, tree_of):
+        in_a = np.stack([confusion(x.y[x.subject == s], x.p[x.subject == s], k).ravel() for s in subjects[t]])  # (S, k k)
+        in_b = np.stack([confusion(z.y[z.subject == s], z.p[z.subject == s], k).ravel() for s in subjects[t]])
+        weight = np.stack([np.bincount(d[t], minlength=len(subjects[t])) for d in draws]).astype(float)  # (n_boot, S)
+        flip = np.stack([sw[t] for sw in swaps]).astype(float)                                           # (n_boot, S)
+        boot += uf1_of((weight @ in_a).reshape(-1, k, k)) - uf1_of((weight @ in_b).reshape(-1, k, k))
+        moved = flip @ (in_b - in_a)  # what the swapped subjects move from b into a
+        perms += uf1_of((in_a.sum(0) + moved).reshape(-1, k, k)) - uf1_of((in_b.sum(0) - moved).reshape(-1, k, k))
+    boot, perms = boot / len(a), perms / len(a)
     p_value = (1 + sum(abs(d) >= abs(observed) - 1e-12 for d in perms)) / (1 + n_boot)
     low, high = np.percentile(boot, [2.5, 97.5])
     return {"delta": observed, "low": float(low), "high": float(high), "p": float(p_value), "pairs": len(a)}
