@@ -14,6 +14,12 @@ attribution table, prepared with `mer-prep`. Every run is `mer-train --shards RO
 `mer_train.train`, two at a time, one CPU thread each. Statistics are paired: every variant runs on
 the same trees, folds and seeds; differences are bootstrapped over subjects (within each tree) and
 tested by a paired permutation test that swaps the two variants' predictions subject by subject.
+
+Two references bracket LOSO: the noise-floor **ceiling** (benchmarks/ceiling.py: an oracle that
+knows every planted field and labels a clip with the best-matching one; no training) and the
+subject-dependent **upper bound** (part `bound`: erm and lightman trained exactly as in the main
+table, on clip folds, as many as subjects and stratified by class, so that the test subject's other
+clips are in training: `clip_folds` regroups the loaded data, the trainer is unchanged).
 """
 from __future__ import annotations
 
@@ -101,8 +107,10 @@ QUESTIONS = [("lightman", "lightman-v1", "main", "does the consistent, label-fre
 CONTROLS = ("lightman", "lightman-shuffled", "lightman-random")
 TRANSDUCTIVE = ("erm+subject-norm", "erm+tent", "multitask+ttt", "lightman-person+tta")
 ATTRIBUTION = ("erm", "lightman")
-# the subject-dependent upper bound: the same runs with clip folds (people mixed) instead of LOSO
+# the subject-dependent upper bound: the same runs with clip folds (people mixed) instead of LOSO;
+# and ERM's on the factor trees whose factor only a person's own labelled clips reveal
 BOUND = ("erm", "lightman")
+BOUND_FACTORS = ("no-confounders", "no-imbalance", "no-traits")
 
 
 @dataclass(frozen=True)
@@ -115,7 +123,7 @@ class Run:
 
     @property
     def name(self) -> str:
-        suffix = f"-steps{self.steps}" if self.steps is not None else "-clip-folds" if self.part == "bound" else ""
+        suffix = f"-steps{self.steps}" if self.steps is not None else "-clip-folds" if self.part.startswith("bound") else ""
         return f"{self.tree}/{self.variant}{suffix}/seed{self.seed}"
 
 
@@ -126,6 +134,7 @@ def plan(seeds=SEEDS) -> list[Run]:
     runs += [Run("transductive", f"s{t}", v, seed) for seed in seeds for t in TREES for v in TRANSDUCTIVE]
     runs += [Run("controls", f"s{t}", v, seed) for seed in seeds for t in TREES for v in CONTROLS if v not in MAIN]
     runs += [Run("bound", f"s{t}", v, seed) for seed in seeds for t in TREES for v in BOUND]
+    runs += [Run("bound-factors", f"s{TREES[0]}-{f}", "erm", seed) for seed in seeds for f in BOUND_FACTORS]
     for seed in seeds:
         runs += [Run("attribution", f"s{TREES[0]}-{f}", v, seed) for f in FACTORS for v in ATTRIBUTION]
     return runs
@@ -173,7 +182,7 @@ def run_one(run: Run, root: str, device: str = "cpu") -> dict:
         return json.loads(done.read_text())
     if run.tree not in _DATA:  # a few MB per tree
         _DATA[run.tree] = load_data(config)
-    data = clip_folds(_DATA[run.tree], run.seed) if run.part == "bound" else _DATA[run.tree]
+    data = clip_folds(_DATA[run.tree], run.seed) if run.part.startswith("bound") else _DATA[run.tree]
     return mer_train.train(config, data=data, scheduler="synchronous").metrics
 
 
@@ -507,6 +516,36 @@ def bounds(root: Path, seeds, truths: dict) -> list[str]:
     return lines + [""]
 
 
+def bound_factors(root: Path, seeds) -> list[str]:
+    """ERM's clip-fold bound against its LOSO run on the hard tree and on the factor trees: how much
+    of the person-to-person gap is the person's label mix, cues and traits."""
+    hard = f"s{TREES[0]}"
+    lines = [f"**The bound without one factor** (ERM, tree {hard} and its factor switches; ΔUF1 = clip folds - LOSO, "
+             "paired by seed and subject; Holm over the rows)", "",
+             "| tree | pairs | erm, LOSO | erm, clip folds | ΔUF1 [95% CI] | p | |", "|---|---|---|---|---|---|---|"]
+    rows = []
+    for tree in [hard] + [f"{hard}-{f}" for f in BOUND_FACTORS]:
+        classes: dict[str, int] = {}
+        truth = {sample: entry for t in [tree] for sample, entry in _tree_truth(root, t).items()}
+        found = [(read_bound(root, tree, "erm", s, classes, truth), read_run(root, Run("attribution", tree, "erm", s), classes))
+                 for s in seeds]
+        found = [(a, b) for a, b in found if a is not None and b is not None]
+        if found:
+            k = len(classes)
+            stat = paired([a for a, _ in found], [b for _, b in found], k, [tree] * len(found))
+            rows.append((tree, found, k, stat))
+    for (tree, found, k, stat), adjusted in zip(rows, holm([r[-1]["p"] for r in rows])):
+        lines.append(f"| {tree} | {len(found)} | {mean_sd([uf1(b.y, b.p, k) for _, b in found])} | "
+                     f"{mean_sd([uf1(a.y, a.p, k) for a, _ in found])} | {verdict(stat, adjusted)} |")
+    return lines + [""]
+
+
+def _tree_truth(root: Path, tree: str) -> dict:
+    from stratify import clip_truth, load_truth
+
+    return clip_truth([load_truth(root / "raw" / f"casme2-{tree}")])
+
+
 def bound_strata(root: Path, seeds, truths: dict) -> dict[str, dict[str, list[float]]]:
     """name -> amplitude bin -> UF1 of each tree (ceiling) or each finished (tree, seed) run."""
     from stratify import stratified_scores
@@ -524,13 +563,14 @@ def bound_strata(root: Path, seeds, truths: dict) -> dict[str, dict[str, list[fl
 def bound_bins(root: Path, seeds, truths: dict, strata: dict) -> list[str]:
     from stratify import bin_order
 
-    clips = {}
-    for t in TREES:
-        for entry in truths[t].values():
-            clips[entry["amplitude_bin"]] = clips.get(entry["amplitude_bin"], 0) + 1
+    clips: dict[str, int] = {}
+    for t in TREES:  # the clips of the class set, of all three trees
+        for row in oracle(root, t):
+            key = truths[t][row["sample_id"]]["amplitude_bin"]
+            clips[key] = clips.get(key, 0) + 1
     names = list(strata)
     lines = ["**By planted amplitude** (aligned pixels of the 128 px crop; UF1 within the bin, mean ± std over trees "
-             "for the ceiling, over (tree, seed) runs for the others; clips: all three trees, before the class set)", "",
+             "for the ceiling, over (tree, seed) runs for the others; clips: the three trees together)", "",
              "| amplitude bin | clips | " + " | ".join(names) + " |", "|---" * (2 + len(names)) + "|"]
     for b in bin_order():
         lines.append(f"| {b} | {clips.get(b, 0)} | "
@@ -675,6 +715,7 @@ def tables(root: Path, seeds) -> str:
         truths = tree_truths(root)
         lines += strata(root, seeds, truths)
         lines += bounds(root, seeds, truths)
+        lines += bound_factors(root, seeds)
         lines += bound_bins(root, seeds, truths, bound_strata(root, seeds, truths))
     except (ImportError, FileNotFoundError) as error:  # a tree deleted since: the strata need its truth
         lines += [f"(strata, ceiling and bound not computed: {error})", ""]
@@ -695,7 +736,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=REPO / "benchmarks" / "results" / "study" / "i14",
                         help="data and runs go here (git-ignored)")
-    parser.add_argument("--parts", default="pilot,main,transductive,controls,bound,attribution")
+    parser.add_argument("--parts", default="pilot,main,transductive,controls,bound,attribution,bound-factors")
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="use the first N seeds")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
