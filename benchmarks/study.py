@@ -123,7 +123,8 @@ class Run:
 
     @property
     def name(self) -> str:
-        suffix = f"-steps{self.steps}" if self.steps is not None else "-clip-folds" if self.part.startswith("bound") else ""
+        suffix = (f"-steps{self.steps}" if self.steps is not None
+                  else "-clip-folds" if self.part.startswith("bound") else "")
         return f"{self.tree}/{self.variant}{suffix}/seed{self.seed}"
 
 
@@ -392,8 +393,8 @@ def attribution(root: Path, seeds) -> list[str]:
     switched-off factor can change the clips) and lightman - erm on each tree."""
     hard = f"s{TREES[0]}"
     lines = [f"**Factor attribution** (tree {hard}, one difficulty of the hard preset switched off at a time; UF1 "
-             "mean ± std over seeds; Δ paired by seed and subject, 95 % bootstrap interval over subjects, permutation "
-             "p, Holm over the five factors in each column)", "",
+             "mean ± std over seeds; Δ paired by seed and subject, 95 % bootstrap interval over subjects, "
+             "permutation p, Holm over the five factors in each column)", "",
              "| tree | runs | erm | lightman | erm: ΔUF1 vs hard | lightman: ΔUF1 vs hard | lightman - erm |",
              "|---|---|---|---|---|---|---|"]
     classes: dict[str, int] = {}
@@ -411,8 +412,8 @@ def attribution(root: Path, seeds) -> list[str]:
         for v in ATTRIBUTION if tree != hard else ():
             row[f"d-{v}"] = paired([preds[(tree, v, s)] for s in found], [preds[(hard, v, s)] for s in found], k,
                                    [hard] * len(found))
-        row["d-method"] = paired([preds[(tree, "lightman", s)] for s in found], [preds[(tree, "erm", s)] for s in found],
-                                 k, [tree] * len(found))
+        row["d-method"] = paired([preds[(tree, "lightman", s)] for s in found],
+                                 [preds[(tree, "erm", s)] for s in found], k, [tree] * len(found))
         rows[tree] = row
     adjusted = {}
     for key in ("d-erm", "d-lightman", "d-method"):
@@ -421,7 +422,8 @@ def attribution(root: Path, seeds) -> list[str]:
     for tree, row in rows.items():
         cells = [compact(row[key], adjusted[(tree, key)]) if key in row else "reference"
                  for key in ("d-erm", "d-lightman", "d-method")]
-        lines.append(f"| {tree} | {row['n']} | {mean_sd(row['erm'])} | {mean_sd(row['lightman'])} | " + " | ".join(cells) + " |")
+        lines.append(f"| {tree} | {row['n']} | {mean_sd(row['erm'])} | {mean_sd(row['lightman'])} | "
+                     + " | ".join(cells) + " |")
     return lines + [""]
 
 
@@ -445,12 +447,14 @@ def oracle_predictions(root: Path, classes: dict[str, int], exclude_own: bool = 
     for t in TREES:
         rows = sorted(oracle(root, t, exclude_own), key=lambda r: r["sample_id"])
         code = lambda name: classes.setdefault(name, len(classes))  # noqa: E731
-        out[f"s{t}"] = Predictions(np.array([code(r["label"]) for r in rows]), np.array([code(r["prediction"]) for r in rows]),
+        out[f"s{t}"] = Predictions(np.array([code(r["label"]) for r in rows]),
+                                   np.array([code(r["prediction"]) for r in rows]),
                                    np.array([r["subject"] for r in rows]), np.array([r["sample_id"] for r in rows]))
     return out
 
 
-def read_bound(root: Path, tree: str, variant: str, seed: int, classes: dict[str, int], truth: dict) -> Predictions | None:
+def read_bound(root: Path, tree: str, variant: str, seed: int, classes: dict[str, int],
+               truth: dict) -> Predictions | None:
     """A clip-fold run's predictions with each clip's real subject (its predictions.csv names the
     fold), so that it pairs with LOSO runs subject by subject."""
     found = read_run(root, Run("bound", tree, variant, seed), classes)
@@ -465,12 +469,13 @@ def bound_runs(root: Path, seeds, truths: dict, classes: dict[str, int]) -> dict
     trees = [f"s{t}" for t in TREES]
     oracle = oracle_predictions(root, classes)
     nearest = oracle_predictions(root, classes, exclude_own=True)
-    runs = {f"{v}, clip folds": {(t, s): read_bound(root, t, v, s, classes, truths[int(t[1:])]) for t in trees for s in seeds}
-            for v in BOUND}
+    runs = {f"{v}, clip folds": {(t, s): read_bound(root, t, v, s, classes, truths[int(t[1:])])
+                                 for t in trees for s in seeds} for v in BOUND}
     runs |= {f"{v}, LOSO": {(t, s): read_run(root, Run("main", t, v, s), classes) for t in trees for s in seeds}
              for v in BOUND}
     pairs = [(t, s) for t in trees for s in seeds if all(r[(t, s)] is not None for r in runs.values())]
-    table = {"ceiling": {key: oracle[key[0]] for key in pairs}, "nearest other": {key: nearest[key[0]] for key in pairs}}
+    table = {"ceiling": {key: oracle[key[0]] for key in pairs},
+             "nearest other": {key: nearest[key[0]] for key in pairs}}
     return table | {name: {key: r[key] for key in pairs} for name, r in runs.items()}
 
 
@@ -526,9 +531,9 @@ def bound_factors(root: Path, seeds) -> list[str]:
     rows = []
     for tree in [hard] + [f"{hard}-{f}" for f in BOUND_FACTORS]:
         classes: dict[str, int] = {}
-        truth = {sample: entry for t in [tree] for sample, entry in _tree_truth(root, t).items()}
-        found = [(read_bound(root, tree, "erm", s, classes, truth), read_run(root, Run("attribution", tree, "erm", s), classes))
-                 for s in seeds]
+        truth = _tree_truth(root, tree)
+        found = [(read_bound(root, tree, "erm", s, classes, truth),
+                  read_run(root, Run("attribution", tree, "erm", s), classes)) for s in seeds]
         found = [(a, b) for a, b in found if a is not None and b is not None]
         if found:
             k = len(classes)
