@@ -14,6 +14,12 @@ attribution table, prepared with `mer-prep`. Every run is `mer-train --shards RO
 `mer_train.train`, two at a time, one CPU thread each. Statistics are paired: every variant runs on
 the same trees, folds and seeds; differences are bootstrapped over subjects (within each tree) and
 tested by a paired permutation test that swaps the two variants' predictions subject by subject.
+
+Two references bracket LOSO: the noise-floor **ceiling** (benchmarks/ceiling.py: an oracle that
+knows every planted field and labels a clip with the best-matching one; no training) and the
+subject-dependent **upper bound** (part `bound`: erm and lightman trained exactly as in the main
+table, on clip folds, as many as subjects and stratified by class, so that the test subject's other
+clips are in training: `clip_folds` regroups the loaded data, the trainer is unchanged).
 """
 from __future__ import annotations
 
@@ -36,6 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "study.yaml"
 DOC = REPO / "docs" / "method.md"
 PLOT = REPO / "docs" / "study_amplitude.png"
+PLOT_BOUNDS = REPO / "docs" / "study_ceiling.png"
 BEGIN, END = "<!-- study:begin (written by benchmarks/study.py) -->", "<!-- study:end -->"
 
 PILOT_TREE, TREES, SEEDS = 100, (1, 2, 3), (0, 1, 2, 3, 4)
@@ -100,6 +107,10 @@ QUESTIONS = [("lightman", "lightman-v1", "main", "does the consistent, label-fre
 CONTROLS = ("lightman", "lightman-shuffled", "lightman-random")
 TRANSDUCTIVE = ("erm+subject-norm", "erm+tent", "multitask+ttt", "lightman-person+tta")
 ATTRIBUTION = ("erm", "lightman")
+# the subject-dependent upper bound: the same runs with clip folds (people mixed) instead of LOSO;
+# and ERM's on the factor trees whose factor only a person's own labelled clips reveal
+BOUND = ("erm", "lightman")
+BOUND_FACTORS = ("no-confounders", "no-imbalance", "no-traits")
 
 
 @dataclass(frozen=True)
@@ -112,7 +123,9 @@ class Run:
 
     @property
     def name(self) -> str:
-        return f"{self.tree}/{self.variant}{'' if self.steps is None else f'-steps{self.steps}'}/seed{self.seed}"
+        suffix = (f"-steps{self.steps}" if self.steps is not None
+                  else "-clip-folds" if self.part.startswith("bound") else "")
+        return f"{self.tree}/{self.variant}{suffix}/seed{self.seed}"
 
 
 def plan(seeds=SEEDS) -> list[Run]:
@@ -121,7 +134,9 @@ def plan(seeds=SEEDS) -> list[Run]:
     runs += [Run("main", f"s{t}", v, seed) for seed in seeds for t in TREES for v in MAIN]
     runs += [Run("transductive", f"s{t}", v, seed) for seed in seeds for t in TREES for v in TRANSDUCTIVE]
     runs += [Run("controls", f"s{t}", v, seed) for seed in seeds for t in TREES for v in CONTROLS if v not in MAIN]
-    for seed in seeds[:2]:
+    runs += [Run("bound", f"s{t}", v, seed) for seed in seeds for t in TREES for v in BOUND]
+    runs += [Run("bound-factors", f"s{TREES[0]}-{f}", "erm", seed) for seed in seeds for f in BOUND_FACTORS]
+    for seed in seeds:
         runs += [Run("attribution", f"s{TREES[0]}-{f}", v, seed) for f in FACTORS for v in ATTRIBUTION]
     return runs
 
@@ -168,7 +183,32 @@ def run_one(run: Run, root: str, device: str = "cpu") -> dict:
         return json.loads(done.read_text())
     if run.tree not in _DATA:  # a few MB per tree
         _DATA[run.tree] = load_data(config)
-    return mer_train.train(config, data=_DATA[run.tree], scheduler="synchronous").metrics
+    data = clip_folds(_DATA[run.tree], run.seed) if run.part.startswith("bound") else _DATA[run.tree]
+    return mer_train.train(config, data=data, scheduler="synchronous").metrics
+
+
+def fold_of_clips(y: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """(N,) a fold 0..k-1 for each clip, stratified by class: each class's clips, shuffled, are dealt
+    to the folds in turn, going on where the previous class stopped (folds of N/k clips +-1, each
+    with its share of every class). Drawn from (seed, 14): each training seed has its own folds."""
+    rng = np.random.default_rng([seed, 14])
+    fold, start = np.empty(len(y), dtype=int), 0
+    for c in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == c))
+        fold[members] = (start + np.arange(len(members))) % k
+        start += len(members)
+    return fold
+
+
+def clip_folds(data, seed: int):
+    """`data` (a MerData) with its subjects replaced by as many clip folds as it has subjects: LOSO
+    over them is k-fold cross-validation over clips with people mixed (the test subject's other
+    clips are in training), with LOSO's number of folds and mean training-set size. The trainer is
+    unchanged; meta-learning tasks are then drawn over folds, not people."""
+    from dataclasses import replace
+
+    fold = fold_of_clips(data.y.numpy(), len(data.subjects), seed)
+    return replace(data, subject=np.array([f"{d}/clip-fold{j:02d}" for d, j in zip(data.dataset, fold)], dtype=object))
 
 
 def _same_config(config, path: Path) -> bool:
@@ -216,38 +256,55 @@ def read_run(root: Path, run: Run, classes: dict[str, int]) -> Predictions | Non
 
 def uf1(y: np.ndarray, p: np.ndarray, k: int) -> float:
     """MEGC UF1 over the classes present in y (as mer_train.metrics)."""
+    return uf1_of(confusion(y, p, k))
+
+
+def confusion(y: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:
+    """(k, k) counts: rows true class, columns predicted."""
     cm = np.zeros((k, k))
-    np.add.at(cm, (y, p), 1)
-    present = cm.sum(1) > 0
-    tp = np.diag(cm)
-    f1 = 2 * tp / np.maximum(cm.sum(1) + cm.sum(0), 1)
-    return float(f1[present].mean())
+    np.add.at(cm, (np.asarray(y, dtype=int), np.asarray(p, dtype=int)), 1)
+    return cm
+
+
+def uf1_of(cm: np.ndarray):
+    """UF1 of a confusion matrix (k, k), over the classes present in its rows; of a stack of them
+    (n, k, k), an (n,) array."""
+    present = cm.sum(-1) > 0
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    f1 = 2 * tp / np.maximum(cm.sum(-1) + cm.sum(-2), 1)
+    score = (f1 * present).sum(-1) / present.sum(-1)
+    return float(score) if cm.ndim == 2 else score
 
 
 def paired(a: list[Predictions], b: list[Predictions], k: int, tree_of: list[str], n_boot: int = 2000,
            rng_seed: int = 0) -> dict:
     """The difference UF1(a) - UF1(b), averaged over paired runs (same tree and seed), with a 95 %
     bootstrap interval (subjects resampled within each tree, every seed of a tree with the same
-    draw) and a two-sided paired permutation p (each (tree, subject) swaps a and b with prob 1/2)."""
+    draw) and a two-sided paired permutation p (each (tree, subject) swaps a and b with prob 1/2).
+
+    a and b are paired by subject: usually the same clips (two variants on one tree), but they may
+    be two trees with the same subjects (a factor switched off: other clips or labels), in which
+    case a subject's clips and labels are resampled and swapped together. `tree_of` names the
+    group of each pair within which subjects are resampled."""
     rng = np.random.default_rng(rng_seed)
     trees = sorted(set(tree_of))
     observed = float(np.mean([uf1(x.y, x.p, k) - uf1(z.y, z.p, k) for x, z in zip(a, b)]))
     subjects = {t: np.unique(next(x.subject for x, tt in zip(a, tree_of) if tt == t)) for t in trees}
-    index = [{s: np.flatnonzero(x.subject == s) for s in subjects[t]} for x, t in zip(a, tree_of)]
-
-    def delta(draw: dict[str, np.ndarray] | None, swap: dict[str, set] | None) -> float:
-        out = []
-        for i, (x, z, t) in enumerate(zip(a, b, tree_of)):
-            rows = np.concatenate([index[i][s] for s in draw[t]]) if draw else np.arange(len(x.y))
-            pa, pb = x.p.copy(), z.p.copy()
-            if swap:
-                flip = np.isin(x.subject, list(swap[t]))
-                pa[flip], pb[flip] = z.p[flip], x.p[flip]
-            out.append(uf1(x.y[rows], pa[rows], k) - uf1(x.y[rows], pb[rows], k))
-        return float(np.mean(out))
-
-    boot = [delta({t: rng.choice(subjects[t], size=len(subjects[t])) for t in trees}, None) for _ in range(n_boot)]
-    perms = [delta(None, {t: {s for s in subjects[t] if rng.random() < 0.5} for t in trees}) for _ in range(n_boot)]
+    draws = [{t: np.searchsorted(subjects[t], rng.choice(subjects[t], size=len(subjects[t]))) for t in trees}
+             for _ in range(n_boot)]
+    swaps = [{t: np.array([rng.random() < 0.5 for _ in subjects[t]]) for t in trees} for _ in range(n_boot)]
+    # a resampled or swapped pooled score is a sum of per-subject confusion matrices (UF1 depends
+    # on the pooled matrix only): every draw of a pair at once
+    boot, perms = np.zeros(n_boot), np.zeros(n_boot)
+    for x, z, t in zip(a, b, tree_of):
+        in_a = np.stack([confusion(x.y[x.subject == s], x.p[x.subject == s], k).ravel() for s in subjects[t]])  # (S, k k)
+        in_b = np.stack([confusion(z.y[z.subject == s], z.p[z.subject == s], k).ravel() for s in subjects[t]])
+        weight = np.stack([np.bincount(d[t], minlength=len(subjects[t])) for d in draws]).astype(float)  # (n_boot, S)
+        flip = np.stack([sw[t] for sw in swaps]).astype(float)                                           # (n_boot, S)
+        boot += uf1_of((weight @ in_a).reshape(-1, k, k)) - uf1_of((weight @ in_b).reshape(-1, k, k))
+        moved = flip @ (in_b - in_a)  # what the swapped subjects move from b into a
+        perms += uf1_of((in_a.sum(0) + moved).reshape(-1, k, k)) - uf1_of((in_b.sum(0) - moved).reshape(-1, k, k))
+    boot, perms = boot / len(a), perms / len(a)
     p_value = (1 + sum(abs(d) >= abs(observed) - 1e-12 for d in perms)) / (1 + n_boot)
     low, high = np.percentile(boot, [2.5, 97.5])
     return {"delta": observed, "low": float(low), "high": float(high), "p": float(p_value), "pairs": len(a)}
@@ -325,17 +382,204 @@ def questions(root: Path, trees: list[str], seeds) -> list[str]:
     return lines + [""]
 
 
+def compact(stat: dict, holm_p: float | None = None) -> str:
+    """A verdict in one table cell."""
+    return verdict(stat, holm_p).replace(" | ", ", ").replace(", significant", ", **significant**")
+
+
 def attribution(root: Path, seeds) -> list[str]:
-    lines = [f"**Factor attribution** (tree s{TREES[0]}, one difficulty of the hard preset switched off at a time; "
-             "UF1 mean ± std over seeds)", "", "| tree | " + " | ".join(ATTRIBUTION) + " |",
-             "|---" * (1 + len(ATTRIBUTION)) + "|"]
-    for tree in [f"s{TREES[0]}"] + [f"s{TREES[0]}-{f}" for f in FACTORS]:
-        cells = []
-        for v in ATTRIBUTION:
-            found = [json.loads(p.read_text())["overall"]["uf1"] for s in seeds[:2]
-                     if (p := root / "runs" / Run("attribution", tree, v, s).name / "metrics.json").is_file()]
-            cells.append(mean_sd(found) + f" (n={len(found)})" if found else "-")
-        lines.append(f"| {tree} | " + " | ".join(cells) + " |")
+    """UF1 with one difficulty switched off, and its paired difference from the hard tree (same
+    subjects and seeds; a subject's clips and labels resampled and swapped together, since a
+    switched-off factor can change the clips) and lightman - erm on each tree."""
+    hard = f"s{TREES[0]}"
+    lines = [f"**Factor attribution** (tree {hard}, one difficulty of the hard preset switched off at a time; UF1 "
+             "mean ± std over seeds; Δ paired by seed and subject, 95 % bootstrap interval over subjects, "
+             "permutation p, Holm over the five factors in each column)", "",
+             "| tree | runs | erm | lightman | erm: ΔUF1 vs hard | lightman: ΔUF1 vs hard | lightman - erm |",
+             "|---|---|---|---|---|---|---|"]
+    classes: dict[str, int] = {}
+    trees = [hard] + [f"{hard}-{f}" for f in FACTORS]
+    preds = {(tree, v, s): read_run(root, Run("attribution", tree, v, s), classes)
+             for tree in trees for v in ATTRIBUTION for s in seeds}
+    k = len(classes)
+    rows: dict[str, dict] = {}
+    for tree in trees:
+        found = [s for s in seeds if all(preds[(t, v, s)] is not None for t in {hard, tree} for v in ATTRIBUTION)]
+        if not found:
+            continue
+        row = {"n": len(found), **{v: [uf1(preds[(tree, v, s)].y, preds[(tree, v, s)].p, k) for s in found]
+                                   for v in ATTRIBUTION}}
+        for v in ATTRIBUTION if tree != hard else ():
+            row[f"d-{v}"] = paired([preds[(tree, v, s)] for s in found], [preds[(hard, v, s)] for s in found], k,
+                                   [hard] * len(found))
+        row["d-method"] = paired([preds[(tree, "lightman", s)] for s in found],
+                                 [preds[(tree, "erm", s)] for s in found], k, [tree] * len(found))
+        rows[tree] = row
+    adjusted = {}
+    for key in ("d-erm", "d-lightman", "d-method"):
+        family = [tree for tree in rows if key in rows[tree]]
+        adjusted.update({(tree, key): h for tree, h in zip(family, holm([rows[tree][key]["p"] for tree in family]))})
+    for tree, row in rows.items():
+        cells = [compact(row[key], adjusted[(tree, key)]) if key in row else "reference"
+                 for key in ("d-erm", "d-lightman", "d-method")]
+        lines.append(f"| {tree} | {row['n']} | {mean_sd(row['erm'])} | {mean_sd(row['lightman'])} | "
+                     + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+_ORACLE: dict[tuple, list[dict]] = {}
+
+
+def oracle(root: Path, tree: int, exclude_own: bool = False) -> list[dict]:
+    """The noise-floor oracle's prediction rows (benchmarks/ceiling.py) on a reported tree, computed once."""
+    from ceiling import oracle_rows
+
+    key = (str(root), tree, exclude_own)
+    if key not in _ORACLE:
+        _ORACLE[key] = oracle_rows(root / "raw" / f"casme2-s{tree}", root / "sets" / f"s{tree}" / "casme2", CONFIG,
+                                   exclude_own)
+    return _ORACLE[key]
+
+
+def oracle_predictions(root: Path, classes: dict[str, int], exclude_own: bool = False) -> dict[str, Predictions]:
+    """The noise-floor oracle on each reported tree, as Predictions."""
+    out = {}
+    for t in TREES:
+        rows = sorted(oracle(root, t, exclude_own), key=lambda r: r["sample_id"])
+        code = lambda name: classes.setdefault(name, len(classes))  # noqa: E731
+        out[f"s{t}"] = Predictions(np.array([code(r["label"]) for r in rows]),
+                                   np.array([code(r["prediction"]) for r in rows]),
+                                   np.array([r["subject"] for r in rows]), np.array([r["sample_id"] for r in rows]))
+    return out
+
+
+def read_bound(root: Path, tree: str, variant: str, seed: int, classes: dict[str, int],
+               truth: dict) -> Predictions | None:
+    """A clip-fold run's predictions with each clip's real subject (its predictions.csv names the
+    fold), so that it pairs with LOSO runs subject by subject."""
+    found = read_run(root, Run("bound", tree, variant, seed), classes)
+    if found is not None:
+        found.subject = np.array([f"{truth[s]['dataset']}/{truth[s]['subject']}" for s in found.sample_id])
+    return found
+
+
+def bound_runs(root: Path, seeds, truths: dict, classes: dict[str, int]) -> dict[str, dict]:
+    """name -> {(tree, seed): Predictions} of the ceiling, the clip-fold bound and LOSO, on the
+    (tree, seed) pairs that all of them finished; the oracle has no seed (the same on every one)."""
+    trees = [f"s{t}" for t in TREES]
+    oracle = oracle_predictions(root, classes)
+    nearest = oracle_predictions(root, classes, exclude_own=True)
+    runs = {f"{v}, clip folds": {(t, s): read_bound(root, t, v, s, classes, truths[int(t[1:])])
+                                 for t in trees for s in seeds} for v in BOUND}
+    runs |= {f"{v}, LOSO": {(t, s): read_run(root, Run("main", t, v, s), classes) for t in trees for s in seeds}
+             for v in BOUND}
+    pairs = [(t, s) for t in trees for s in seeds if all(r[(t, s)] is not None for r in runs.values())]
+    table = {"ceiling": {key: oracle[key[0]] for key in pairs},
+             "nearest other": {key: nearest[key[0]] for key in pairs}}
+    return table | {name: {key: r[key] for key in pairs} for name, r in runs.items()}
+
+
+GAP = [("ceiling", "erm, LOSO", "the whole gap: what ERM leaves below the flow's ceiling"),
+       ("ceiling", "erm, clip folds", "not reached even with the person's own clips in training (ERM)"),
+       ("erm, clip folds", "erm, LOSO", "what person-to-person differences cost ERM"),
+       ("lightman, clip folds", "lightman, LOSO", "what person-to-person differences cost lightman"),
+       ("lightman, LOSO", "erm, LOSO", "what lightman recovers under LOSO"),
+       ("lightman, clip folds", "erm, clip folds", "lightman vs ERM with the person's own clips in training")]
+
+
+def bounds(root: Path, seeds, truths: dict) -> list[str]:
+    """The noise-floor ceiling and the subject-dependent upper bound against LOSO (overall, paired)."""
+    classes: dict[str, int] = {}
+    table = bound_runs(root, seeds, truths, classes)
+    pairs = list(table["ceiling"])
+    trees = sorted({t for t, _ in pairs})
+    lines = ["**Ceiling and upper bound** (trees s1-s3, casme2-5): the **ceiling** is an oracle that knows every clip's "
+             "planted apex field and labels a clip with the label of the planted field, over all the tree's clips, "
+             "that best matches (cosine) the flow the trainer sees (benchmarks/ceiling.py; no seed); *nearest other* "
+             "is the same oracle with the clip's own field left out; the **upper bound** trains erm and lightman "
+             "exactly as in the main table but on clip folds (as many as subjects, stratified by class, people "
+             "mixed: the test subject's other clips are in training) instead of LOSO. UF1 per tree (mean over seeds) "
+             "and mean ± std over the paired (tree, seed) runs", "",
+             f"Paired runs: {len(pairs)} (trees {', '.join(trees) or '-'}; seeds "
+             f"{', '.join(map(str, sorted({s for _, s in pairs}))) or '-'}).", ""]
+    if not pairs:
+        return lines + ["(no finished clip-fold runs yet)", ""]
+    k = len(classes)
+    score = {name: {key: uf1(p.y, p.p, k) for key, p in runs.items()} for name, runs in table.items()}
+    lines += ["| | " + " | ".join(trees) + " | UF1 | accuracy |", "|---" * (3 + len(trees)) + "|"]
+    for name, runs in table.items():
+        per_tree = [np.mean([score[name][key] for key in pairs if key[0] == t]) for t in trees]
+        accuracy = [float((p.y == p.p).mean()) for p in runs.values()]
+        lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in per_tree)
+                     + f" | {mean_sd(list(score[name].values()))} | {mean_sd(accuracy)} |")
+    lines += ["", "**The gap, decomposed** (ΔUF1 = first - second, paired by tree, seed and subject; Holm over the six "
+              "rows)", "", "| part of the gap | first - second | ΔUF1 [95% CI] | p | |", "|---|---|---|---|---|"]
+    stats = [paired([table[a][key] for key in pairs], [table[b][key] for key in pairs], k, [t for t, _ in pairs])
+             for a, b, _ in GAP]
+    for (a, b, about), stat, adjusted in zip(GAP, stats, holm([st["p"] for st in stats])):
+        lines.append(f"| {about} | {a} - {b} | {verdict(stat, adjusted)} |")
+    return lines + [""]
+
+
+def bound_factors(root: Path, seeds) -> list[str]:
+    """ERM's clip-fold bound against its LOSO run on the hard tree and on the factor trees: how much
+    of the person-to-person gap is the person's label mix, cues and traits."""
+    hard = f"s{TREES[0]}"
+    lines = [f"**The bound without one factor** (ERM, tree {hard} and its factor switches; ΔUF1 = clip folds - LOSO, "
+             "paired by seed and subject; Holm over the rows)", "",
+             "| tree | pairs | erm, LOSO | erm, clip folds | ΔUF1 [95% CI] | p | |", "|---|---|---|---|---|---|---|"]
+    rows = []
+    for tree in [hard] + [f"{hard}-{f}" for f in BOUND_FACTORS]:
+        classes: dict[str, int] = {}
+        truth = _tree_truth(root, tree)
+        found = [(read_bound(root, tree, "erm", s, classes, truth),
+                  read_run(root, Run("attribution", tree, "erm", s), classes)) for s in seeds]
+        found = [(a, b) for a, b in found if a is not None and b is not None]
+        if found:
+            k = len(classes)
+            stat = paired([a for a, _ in found], [b for _, b in found], k, [tree] * len(found))
+            rows.append((tree, found, k, stat))
+    for (tree, found, k, stat), adjusted in zip(rows, holm([r[-1]["p"] for r in rows])):
+        lines.append(f"| {tree} | {len(found)} | {mean_sd([uf1(b.y, b.p, k) for _, b in found])} | "
+                     f"{mean_sd([uf1(a.y, a.p, k) for a, _ in found])} | {verdict(stat, adjusted)} |")
+    return lines + [""]
+
+
+def _tree_truth(root: Path, tree: str) -> dict:
+    from stratify import clip_truth, load_truth
+
+    return clip_truth([load_truth(root / "raw" / f"casme2-{tree}")])
+
+
+def bound_strata(root: Path, seeds, truths: dict) -> dict[str, dict[str, list[float]]]:
+    """name -> amplitude bin -> UF1 of each tree (ceiling) or each finished (tree, seed) run."""
+    from stratify import stratified_scores
+
+    found: dict[str, dict[str, list[float]]] = {"ceiling": {}}
+    for t in TREES:
+        for key, value in stratified_scores(oracle(root, t), truths[t], "amplitude_bin").items():
+            found["ceiling"].setdefault(key, []).append(value["uf1"])
+    for v in BOUND:
+        found[f"{v}, LOSO"] = stratum_scores(root, seeds, v, "main", "amplitude_bin", truths)
+        found[f"{v}, clip folds"] = stratum_scores(root, seeds, v, "bound", "amplitude_bin", truths)
+    return found
+
+
+def bound_bins(root: Path, seeds, truths: dict, strata: dict) -> list[str]:
+    from stratify import bin_order
+
+    clips: dict[str, int] = {}
+    for t in TREES:  # the clips of the class set, of all three trees
+        for row in oracle(root, t):
+            key = truths[t][row["sample_id"]]["amplitude_bin"]
+            clips[key] = clips.get(key, 0) + 1
+    names = list(strata)
+    lines = ["**By planted amplitude** (aligned pixels of the 128 px crop; UF1 within the bin, mean ± std over trees "
+             "for the ceiling, over (tree, seed) runs for the others; clips: the three trees together)", "",
+             "| amplitude bin | clips | " + " | ".join(names) + " |", "|---" * (2 + len(names)) + "|"]
+    for b in bin_order():
+        lines.append(f"| {b} | {clips.get(b, 0)} | "
+                     + " | ".join(mean_sd(strata[n][b]) if strata[n].get(b) else "-" for n in names) + " |")
     return lines + [""]
 
 
@@ -424,6 +668,40 @@ def plot_amplitude(root: Path, seeds, path: Path, truths: dict) -> None:
     plt.close(fig)
 
 
+def plot_bounds(strata: dict, seeds, path: Path) -> None:
+    """UF1 by planted amplitude: the ceiling, the clip-fold bound and LOSO, for erm and lightman."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from stratify import bin_order
+
+    bins = bin_order()
+    style = {"ceiling": dict(color="black", linestyle="--", label="ceiling: oracle with the planted fields"),
+             "erm, clip folds": dict(color="C0", linestyle=":", label="erm, clip folds (person's clips in training)"),
+             "lightman, clip folds": dict(color="C2", linestyle=":", label="lightman, clip folds"),
+             "erm, LOSO": dict(color="C0", linestyle="-", label="erm, LOSO"),
+             "lightman, LOSO": dict(color="C2", linestyle="-", label="lightman, LOSO")}
+    fig, ax = plt.subplots(figsize=(6, 3.8), dpi=120)
+    for i, (name, kw) in enumerate(style.items()):
+        values = strata.get(name, {})
+        shown = [b for b in bins if values.get(b)]
+        if shown:
+            ax.errorbar([bins.index(b) + (i - 2) * 0.06 for b in shown], [np.mean(values[b]) for b in shown],
+                        yerr=[np.std(values[b], ddof=1) if len(values[b]) > 1 else 0 for b in shown],
+                        marker="o", capsize=3, **kw)
+    ax.set_xticks(range(len(bins)), bins)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("planted amplitude at apex, pixels of the 128 px aligned face")
+    ax.set_ylabel("UF1 within the bin")
+    ax.set_title(f"Hard synthetic CASME II, trees s{', s'.join(map(str, TREES))}, seeds 0-{len(seeds) - 1} "
+                 "(ceiling: std over trees)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def tables(root: Path, seeds) -> str:
     trees = [f"s{t}" for t in TREES]
     lines = pilot(root)
@@ -439,9 +717,13 @@ def tables(root: Path, seeds) -> str:
     lines += questions(root, trees, seeds)
     lines += attribution(root, seeds)
     try:
-        lines += strata(root, seeds, tree_truths(root))
+        truths = tree_truths(root)
+        lines += strata(root, seeds, truths)
+        lines += bounds(root, seeds, truths)
+        lines += bound_factors(root, seeds)
+        lines += bound_bins(root, seeds, truths, bound_strata(root, seeds, truths))
     except (ImportError, FileNotFoundError) as error:  # a tree deleted since: the strata need its truth
-        lines += [f"(strata not computed: {error})", ""]
+        lines += [f"(strata, ceiling and bound not computed: {error})", ""]
     done = sum((root / "runs" / r.name / "metrics.json").is_file() for r in plan(seeds))
     lines += [f"Runs finished: {done} of {len(plan(seeds))} planned with seeds {', '.join(map(str, seeds))}."]
     return "\n".join(lines) + "\n"
@@ -459,7 +741,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=REPO / "benchmarks" / "results" / "study" / "i14",
                         help="data and runs go here (git-ignored)")
-    parser.add_argument("--parts", default="pilot,main,transductive,controls,attribution")
+    parser.add_argument("--parts", default="pilot,main,transductive,controls,bound,attribution,bound-factors")
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="use the first N seeds")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
@@ -478,7 +760,9 @@ def main() -> None:
     (root / "tables.md").write_text(text, encoding="utf-8")
     if not args.no_doc:
         write_doc(text)
-        plot_amplitude(root, seeds, PLOT, tree_truths(root))
+        truths = tree_truths(root)
+        plot_amplitude(root, seeds, PLOT, truths)
+        plot_bounds(bound_strata(root, seeds, truths), seeds, PLOT_BOUNDS)
     print(text)
 
 

@@ -58,3 +58,24 @@ def test_the_plan_pairs_every_variant_on_the_same_trees_and_seeds():
 def test_holm_adjusts_a_family_of_p_values_step_down():
     assert holm([0.01, 0.04, 0.03]) == [0.03, 0.06, 0.06]
     assert holm([0.5]) == [0.5]
+
+
+def test_pairs_of_two_trees_resample_and_swap_each_subjects_clips_and_labels_together():
+    """A factor switched off makes another tree (other clips, other labels) with the same subjects:
+    the difference is paired by subject, each subject's rows moving together."""
+    rng = np.random.default_rng(3)
+    hard = [fake_runs(rng, 0.4, per=10) for _ in range(3)]
+    easy = [fake_runs(rng, 0.9, per=14) for _ in range(3)]  # other clips and labels per subject
+    stat = paired(easy, hard, 3, ["t1"] * 3, n_boot=300)
+    expected = np.mean([uf1(e.y, e.p, 3) - uf1(h.y, h.p, 3) for e, h in zip(easy, hard)])
+    assert stat["delta"] == expected and stat["low"] > 0.2 and stat["p"] < 0.01
+    same = paired(easy, easy, 3, ["t1"] * 3, n_boot=100)
+    assert (same["delta"], same["low"], same["high"], same["p"]) == (0, 0, 0, 1.0)
+
+
+def test_the_plan_has_the_bound_and_five_seed_attribution():
+    runs = plan(seeds=(0, 1, 2, 3, 4))
+    bound = [r for r in runs if r.part == "bound"]
+    assert {(r.tree, r.seed) for r in bound} == {(r.tree, r.seed) for r in runs if r.part == "main"}
+    assert all(r.name.split("/")[1].endswith("-clip-folds") for r in bound)  # never a LOSO run's folder
+    assert {r.seed for r in runs if r.part == "attribution"} == {0, 1, 2, 3, 4}

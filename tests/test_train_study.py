@@ -101,3 +101,33 @@ def test_training_uses_the_selection_and_scores_the_true_test_labels(fake_root, 
         assert len(fold["train_subjects"]) == 2 and fold["subject"] not in fold["train_subjects"]
         assert fold["n_train"] == len(train_index)
     assert result.metrics["overall"]["n"] == 50               # every test sample scored, with its true label
+
+
+def test_the_subject_dependent_bound_trains_on_clip_folds_with_every_person_in_training(data, tmp_path):
+    """benchmarks/study.py's upper bound: the loaded data regrouped into clip folds (people mixed),
+    trained by the unchanged trainer; each test fold's people are also in its training set."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from study import clip_folds, fold_of_clips
+
+    y = data.y.numpy()
+    fold = fold_of_clips(y, 5, seed=0)
+    sizes = np.bincount(fold, minlength=5)
+    assert sizes.max() - sizes.min() <= 1                                  # folds of N/k clips
+    for c in np.unique(y):                                                 # each class spread evenly
+        per = np.bincount(fold[y == c], minlength=5)
+        assert per.max() - per.min() <= 1
+    assert (fold_of_clips(y, 5, seed=0) == fold).all() and (fold_of_clips(y, 5, seed=1) != fold).any()
+
+    folds = clip_folds(data, seed=0)
+    assert len(folds.subjects) == len(data.subjects) and set(folds.subjects).isdisjoint(data.subjects)
+    assert torch.equal(folds.y, data.y) and (folds.sample_id == data.sample_id).all()  # same clips and labels
+    result = mer_train.train(CI, data=folds, out=str(tmp_path / "bound"), method="erm", steps=2)
+    assert result.metrics["overall"]["n"] == len(data.y)                  # every clip predicted once
+    person = dict(zip(data.sample_id, data.subject))
+    for record in result.metrics["folds"]:
+        test_people = {person[s] for s in folds.sample_id[folds.subject == record["subject"]]}
+        train_people = {person[s] for s in folds.sample_id[folds.subject != record["subject"]]}
+        assert len(test_people) > 1 and test_people <= train_people       # not LOSO: the people are seen
