@@ -43,6 +43,7 @@ CONFIG = REPO / "configs" / "study.yaml"
 DOC = REPO / "docs" / "method.md"
 PLOT = REPO / "docs" / "study_amplitude.png"
 PLOT_BOUNDS = REPO / "docs" / "study_ceiling.png"
+PLOT_FRACTION = REPO / "docs" / "study_fraction.png"
 BEGIN, END = "<!-- study:begin (written by benchmarks/study.py) -->", "<!-- study:end -->"
 
 PILOT_TREE, TREES, SEEDS = 100, (1, 2, 3), (0, 1, 2, 3, 4)
@@ -111,6 +112,10 @@ ATTRIBUTION = ("erm", "lightman")
 # and ERM's on the factor trees whose factor only a person's own labelled clips reveal
 BOUND = ("erm", "lightman")
 BOUND_FACTORS = ("no-confounders", "no-imbalance", "no-traits")
+# UF1 against the share of each fold's training subjects kept (`subject_fraction`, drawn per fold and
+# seed, the same subjects for both variants); 1.0 is the main table's runs. The first FRACTION_SEEDS
+# seeds only (compute: a lightman run costs ~7 min of one core whatever the fraction).
+FRACTIONS, FRACTION_VARIANTS, FRACTION_SEEDS = (0.25, 0.5), ("erm", "lightman"), 1
 
 
 @dataclass(frozen=True)
@@ -120,10 +125,12 @@ class Run:
     variant: str
     seed: int
     steps: int | None = None  # the pilot's schedules; None = configs/study.yaml
+    fraction: float | None = None  # subject_fraction of the fraction part; None = all training subjects
 
     @property
     def name(self) -> str:
         suffix = (f"-steps{self.steps}" if self.steps is not None
+                  else f"-fraction{self.fraction:g}" if self.fraction is not None
                   else "-clip-folds" if self.part.startswith("bound") else "")
         return f"{self.tree}/{self.variant}{suffix}/seed{self.seed}"
 
@@ -138,6 +145,8 @@ def plan(seeds=SEEDS) -> list[Run]:
     runs += [Run("bound-factors", f"s{TREES[0]}-{f}", "erm", seed) for seed in seeds for f in BOUND_FACTORS]
     for seed in seeds:
         runs += [Run("attribution", f"s{TREES[0]}-{f}", v, seed) for f in FACTORS for v in ATTRIBUTION]
+    runs += [Run("fraction", f"s{t}", v, seed, fraction=f) for seed in seeds[:FRACTION_SEEDS] for f in FRACTIONS
+             for t in TREES for v in FRACTION_VARIANTS]
     return runs
 
 
@@ -165,7 +174,8 @@ def run_config(run: Run, root: Path):
     from mer_train.config import load_config
 
     variant = VARIANTS[run.variant]
-    changes = dict(variant.changes) | ({"steps": run.steps} if run.steps else {})
+    changes = (dict(variant.changes) | ({"steps": run.steps} if run.steps else {})
+               | ({"subject_fraction": run.fraction} if run.fraction is not None else {}))
     return load_config(CONFIG, {"shards": [str(root / "sets" / run.tree)], "method": variant.method,
                                 "seed": run.seed, "out": str(root / "runs" / run.name), "device": DEVICE, **changes})
 
@@ -668,6 +678,73 @@ def plot_amplitude(root: Path, seeds, path: Path, truths: dict) -> None:
     plt.close(fig)
 
 
+def fraction_scores(root: Path, seeds) -> tuple[dict, dict, int]:
+    """Predictions of the fraction part by (variant, fraction) -> {(tree, seed): Predictions}; 1.0 =
+    the main table's runs of the same trees and seeds."""
+    classes: dict[str, int] = {}
+    preds = {}
+    for v in FRACTION_VARIANTS:
+        for f in (*FRACTIONS, 1.0):
+            run = lambda t, s: Run("main", t, v, s) if f == 1.0 else Run("fraction", t, v, s, fraction=f)  # noqa: E731
+            preds[(v, f)] = {(f"s{t}", s): read_run(root, run(f"s{t}", s), classes)
+                             for t in TREES for s in seeds[:FRACTION_SEEDS]}
+    return preds, classes, len(classes)
+
+
+def fractions(root: Path, seeds) -> list[str]:
+    """UF1 of erm and lightman with a share of each fold's training subjects, and lightman - erm at
+    each share, paired by tree, seed and subject."""
+    preds, _, k = fraction_scores(root, seeds)
+    lines = ["**UF1 vs the share of training subjects** (`subject_fraction`: each fold trains on that share of its "
+             "15 training subjects, drawn per fold and seed, the same for both variants; 1.0 = the main table; trees "
+             f"s1-s3, seed{'s' if FRACTION_SEEDS > 1 else ''} 0{f'-{FRACTION_SEEDS - 1}' if FRACTION_SEEDS > 1 else ''}; "
+             "Holm over the shares)", "",
+             "| share of training subjects | subjects per fold | runs | erm | lightman | lightman - erm [95% CI] | p | |",
+             "|---|---|---|---|---|---|---|---|"]
+    rows = []
+    for f in (*FRACTIONS, 1.0):
+        keys = [key for key in preds[("erm", f)] if all(preds[(v, f)][key] is not None for v in FRACTION_VARIANTS)]
+        if not keys:
+            continue
+        scores = {v: [uf1(preds[(v, f)][key].y, preds[(v, f)][key].p, k) for key in keys] for v in FRACTION_VARIANTS}
+        stat = paired([preds[("lightman", f)][key] for key in keys], [preds[("erm", f)][key] for key in keys], k,
+                      [t for t, _ in keys])
+        rows.append((f, len(keys), scores, stat))
+    for (f, n, scores, stat), adjusted in zip(rows, holm([r[-1]["p"] for r in rows])):
+        kept = max(2, round(f * 15))
+        lines.append(f"| {f:g} | {kept} | {n} | {mean_sd(scores['erm'])} | {mean_sd(scores['lightman'])} | "
+                     f"{verdict(stat, adjusted)} |")
+    if not rows:
+        lines.append("| (no finished runs yet) | | | | | | | |")
+    return lines + [""]
+
+
+def plot_fraction(root: Path, seeds, path: Path) -> None:
+    """UF1 against the share of training subjects, erm and lightman (mean and std over trees)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    preds, _, k = fraction_scores(root, seeds)
+    fig, ax = plt.subplots(figsize=(5, 3.4), dpi=120)
+    for i, (v, color) in enumerate(zip(FRACTION_VARIANTS, ("C0", "C2"))):
+        shown = [f for f in (*FRACTIONS, 1.0) if all(p is not None for p in preds[(v, f)].values())]
+        values = [[uf1(p.y, p.p, k) for p in preds[(v, f)].values()] for f in shown]
+        if shown:
+            ax.errorbar([f + (i - 0.5) * 0.01 for f in shown], [np.mean(x) for x in values],
+                        yerr=[np.std(x, ddof=1) if len(x) > 1 else 0 for x in values], marker="o", capsize=3,
+                        color=color, label=v)
+    ax.set_xlabel("share of each fold's 15 training subjects used")
+    ax.set_ylabel("LOSO UF1 (casme2-5)")
+    ax.set_xticks([*FRACTIONS, 1.0])
+    ax.set_title(f"Hard synthetic CASME II, trees s{', s'.join(map(str, TREES))} (std over trees)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def plot_bounds(strata: dict, seeds, path: Path) -> None:
     """UF1 by planted amplitude: the ceiling, the clip-fold bound and LOSO, for erm and lightman."""
     import matplotlib
@@ -716,6 +793,7 @@ def tables(root: Path, seeds) -> str:
                         "with the inductive table above)")
     lines += questions(root, trees, seeds)
     lines += attribution(root, seeds)
+    lines += fractions(root, seeds)
     try:
         truths = tree_truths(root)
         lines += strata(root, seeds, truths)
@@ -741,7 +819,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=REPO / "benchmarks" / "results" / "study" / "i14",
                         help="data and runs go here (git-ignored)")
-    parser.add_argument("--parts", default="pilot,main,transductive,controls,bound,attribution,bound-factors")
+    parser.add_argument("--parts", default="pilot,main,transductive,controls,bound,attribution,bound-factors,fraction")
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="use the first N seeds")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
@@ -763,6 +841,7 @@ def main() -> None:
         truths = tree_truths(root)
         plot_amplitude(root, seeds, PLOT, truths)
         plot_bounds(bound_strata(root, seeds, truths), seeds, PLOT_BOUNDS)
+        plot_fraction(root, seeds, PLOT_FRACTION)
     print(text)
 
 

@@ -79,3 +79,15 @@ def test_the_plan_has_the_bound_and_five_seed_attribution():
     assert {(r.tree, r.seed) for r in bound} == {(r.tree, r.seed) for r in runs if r.part == "main"}
     assert all(r.name.split("/")[1].endswith("-clip-folds") for r in bound)  # never a LOSO run's folder
     assert {r.seed for r in runs if r.part == "attribution"} == {0, 1, 2, 3, 4}
+
+
+def test_the_fraction_part_trains_on_a_share_of_the_subjects_in_its_own_folders(tmp_path):
+    from study import FRACTIONS, run_config
+
+    runs = [r for r in plan(seeds=(0, 1, 2, 3, 4)) if r.part == "fraction"]
+    assert {r.fraction for r in runs} == set(FRACTIONS) and all(0 < f < 1 for f in FRACTIONS)
+    assert len({r.name for r in runs}) == len(runs)
+    assert not {r.name for r in runs} & {r.name for r in plan(seeds=(0, 1, 2, 3, 4)) if r.part != "fraction"}
+    assert all(run_config(r, tmp_path).subject_fraction == r.fraction for r in runs)
+    main = next(r for r in plan(seeds=(0,)) if r.part == "main")
+    assert run_config(main, tmp_path).subject_fraction == 1.0
