@@ -39,7 +39,8 @@ LRS = (0.001, 0.002, 0.004)
 SEEDS = (0, 1)
 # config -> (method it is run with, test subjects: None = all 16). A lightman fold of 200 steps took
 # ~3 min on the shared 2-core machine (load ~11): lightman and multitask test 5 subjects, to fit an hour
-CONFIGS = {"erm": ("erm", None), "lightman": ("lightman", 5), "multitask": ("multitask", 5)}
+CONFIGS = {"erm": ("erm", None), "lightman": ("lightman", 5), "multitask": ("multitask", 5), "cpu": ("lightman", 5),
+           "maml": ("maml", 5)}
 
 
 @dataclass(frozen=True)
