@@ -154,11 +154,11 @@ def markdown(rows: list[dict], params: dict, specs: dict, meta: dict) -> str:
         "Do not read that as a comparison of the methods: "
         f"{meta['steps']} outer steps on {meta['folds'] - 1} training subjects, with {meta['macro_n']} synthetic "
         "CK+ clips as the macro set, are not what lightman's defaults were chosen for (configs/lightman.yaml: "
-        "100 steps, meta-batch 4), and no schedule was chosen per method or model.",
+        "40 steps, meta-batch 4, on 15 training subjects), and no schedule was chosen per method or model.",
         "",
         "What this table is: a check that every model trains under every method on data from the real pipeline,",
         "with comparable costs. What it is not: a ranking of architectures. The synthetic motion is planted and",
-        f"the schedule is {meta['steps']} steps; on the real composite use `configs/megc2019.yaml` (100 steps) or",
+        f"the schedule is {meta['steps']} steps; on the real composite use `configs/megc2019.yaml` (40 steps) or",
         "choose a schedule per model with nested LOSO (`mer-train tune`).",
         "",
         "## Published composite results",

@@ -198,27 +198,28 @@ def list_() -> None:
 @run_options
 @cli_errors
 def tune(grid_options, inner_folds, method, shards, macro_shards, classes, config_path, model, device, seed, out, assignments,
-         quiet, **others) -> None:
+         workers, scheduler, fold_batch, quiet) -> None:
     """Nested LOSO: choose config values on each fold's training subjects only, then test once.
 
     For each outer fold, every grid point is scored by an inner LOSO over the fold's training
     subjects (pooled UF1; ties go to the first point); the best is retrained on all of them and
-    tested on the outer subject. metrics.json records the values chosen per fold.
+    tested on the outer subject. metrics.json records the values chosen per fold. Each training is
+    one task (--workers, --scheduler, as for train); same choices and predictions either way.
 
     Example:
 
     \b
-        mer-train tune --shards data/shards --config configs/ci.yaml --grid lr=0.001,0.003 --grid steps=40,80
+        mer-train tune --shards data/shards --config configs/ci.yaml --grid lr=0.001,0.003 --workers 2
     """
     from .tune import parse_grid, tune as run
 
-    given = sorted(name for name, value in others.items() if value not in (None, (), False))
-    if given:
-        raise click.UsageError(f"mer-train tune does not take --{given[0].replace('_', '-')} yet")
-    _logging(quiet)
+    if fold_batch is not None:
+        raise click.UsageError("mer-train tune does not take --fold-batch: it trains one fold at a time")
+    _logging(quiet, workers, scheduler)
     config = _config(config_path, assignments, method=method, shards=shards, macro_shards=macro_shards,
                      classes=classes, model=model, device=device, seed=seed, out=out)
-    result = run(config, parse_grid(grid_options), inner_folds=inner_folds, progress=not quiet)
+    result = run(config, parse_grid(grid_options), inner_folds=inner_folds, progress=not quiet, workers=workers,
+                 scheduler=scheduler)
     overall, tuning = result.metrics["overall"], result.metrics["tuning"]
     click.echo(f"tune {result.metrics['method']} on {result.metrics['class_set']}: {len(result.metrics['folds'])} "
                f"outer folds x {tuning['points']} grid points ({tuning['trainings']} trainings), {overall['n']} "

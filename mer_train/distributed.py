@@ -218,15 +218,18 @@ def fold_runner(tasks: Sequence[FoldTask], *, scheduler: str | None, workers: in
 
 
 def run_folds(tasks: Sequence[FoldTask | FoldGroup], fold_fn: Callable[..., Any], client: Any = None, *,
-              local_data: Mapping[str, Any] | None = None, progress: bool = False, bar=None) -> list[dict[str, Any]]:
+              local_data: Mapping[str, Any] | None = None, progress: bool = False, bar=None,
+              task_fn: Callable[..., Any] = train_fold_task) -> list[dict[str, Any]]:
     """Train every task, on `client`'s workers or (None) in this process; one result per fold, in
     task order (a group's folds in their order). `local_data` (run name -> MerData on its device)
-    serves the in-process path; `bar` (a tqdm) advances once per finished fold."""
+    serves the in-process path; `bar` (a tqdm) advances once per finished fold. `task_fn(fold_fn,
+    task, data, progress)` runs one task (`mer_train.tune` passes its own, for tasks with the same
+    `fold`, `run`, `name`, `checkpoint`)."""
     if client is not None:
-        return _per_fold(_run_on(client, tasks, fold_fn, bar))
+        return _per_fold(_run_on(client, tasks, fold_fn, bar, task_fn))
     results = []
     for task in tasks:
-        results.append(train_fold_task(fold_fn, task, (local_data or {}).get(task.run), progress))
+        results.append(task_fn(fold_fn, task, (local_data or {}).get(task.run), progress))
         if bar is not None:
             bar.update(_folds(task))
     return _per_fold(results)
@@ -249,7 +252,8 @@ def default_workers(tasks: Sequence[FoldTask]) -> int:
     return max(1, min(cores, len(tasks)))
 
 
-def _run_on(client, tasks: Sequence[FoldTask], fold_fn: Callable[..., dict], bar) -> list[dict[str, Any]]:
+def _run_on(client, tasks: Sequence[FoldTask | FoldGroup], fold_fn: Callable[..., Any], bar,
+            task_fn: Callable[..., Any] = train_fold_task) -> list[Any]:
     from distributed import KilledWorker, as_completed
 
     slots = max(1, sum(client.nthreads().values()))
@@ -264,7 +268,7 @@ def _run_on(client, tasks: Sequence[FoldTask], fold_fn: Callable[..., dict], bar
         if index is None:
             return
         task = tasks[index]
-        future = client.submit(train_fold_task, fold_fn, task, pure=False, retries=0,
+        future = client.submit(task_fn, fold_fn, task, pure=False, retries=0,
                                key=f"mer-train-{tag}-{task.run.replace(' ', '-')}-fold{task.fold:03d}")
         running[future] = index
         finished.add(future)

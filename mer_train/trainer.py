@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -390,9 +390,12 @@ class Trained:
 
 
 def train_model(config: TrainConfig, data: MerData, fold: int, test_subject: str | None, device: torch.device,
-                progress: bool = False) -> Trained:
+                progress: bool = False, after_step: Callable[[int, torch.nn.Module, torch.Tensor], None] | None = None
+                ) -> Trained:
     """Train on every subject but `test_subject` (None: on all, as `mer-train fit`) for exactly
-    `config.steps` outer steps."""
+    `config.steps` outer steps. `after_step(step, model, x)` is called after each (step counted from
+    1; x the fold's inputs): a schedule pilot reads the predictions of a shorter schedule on the way,
+    the same as that schedule's own run would give (the learning rate is constant)."""
     model, sampler, y, train_index, align = start_fold(config, data, fold, test_subject, device)
     params = dict(model.named_parameters())
     optimizer = adam(model.parameters(), config)
@@ -413,6 +416,8 @@ def train_model(config: TrainConfig, data: MerData, fold: int, test_subject: str
         loss.backward()
         optimizer.step()
         curve.append(loss.item())
+        if after_step is not None:
+            after_step(step + 1, model, x)
     return Trained(model, x, y, train_index, align, curve, time.perf_counter() - start)
 
 

@@ -11,10 +11,13 @@ Cost: outer folds x (grid points x inner folds + 1) trainings. `inner_folds=N` s
 point on N inner folds (held-out subjects spread evenly over the sorted training subjects) instead
 of all of them: cheaper, but each choice rests on fewer held-out people (more variance).
 
-Every training goes through `_run_folds` (one job list, results handed back as they finish), so a
-parallel runner can replace it. Each result is stored as soon as it is made: an inner fold as a
-JSON file, an outer fold as the usual checkpoint, so a rerun into the same run directory skips
-finished work.
+Every training is one task of `mer_train.distributed` (`TuneTask`), as the folds of `mer-train
+train` are: in this process, on a local Dask cluster or on an existing one. The inner trainings of
+all outer folds go out together; when they are in, each outer fold's choice is made and the
+retrainings go out. A worker loads a shard set once and derives every inner fold's data from it
+(`without_subject`). Each result is stored by the task that made it as soon as it is made: an inner
+fold as a JSON file, an outer fold as the usual checkpoint, so a rerun into the same run directory
+(after a failure, a kill or a worker that died twice) skips finished work.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import itertools
 import json
 import logging
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
@@ -32,11 +36,11 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from . import trainer
+from . import distributed, trainer
 from .config import TrainConfig, as_config, protocol, save_config
 from .data import DATA_KEYS, MerData, load_data
 from .errors import ConfigError, DataError
-from .loso import cpu_threads, load_fold, require_runnable, resolve_device, save_checkpoint
+from .loso import _local_device, cpu_threads, load_fold, require_runnable, resolve_device, save_checkpoint
 from .metrics import pooled_metrics
 from .report import plot_confusion, write_json, write_predictions, write_report
 from .trainer import METHODS
@@ -63,14 +67,18 @@ class TuneResult:
 
 
 @dataclass(frozen=True)
-class FoldJob:
-    """One training: `config` on `data` without `test_subject`, then predict `test_subject`."""
+class TuneTask:
+    """One training of the nested LOSO, a task of `mer_train.distributed` like a LOSO fold: `config`
+    on its grid point's data without `subject` (and, in an inner fold, without the outer test subject
+    `without` first), then predict `subject`. Plain values only: it travels to a worker."""
 
-    config: TrainConfig
-    data: MerData
-    fold: int          # seeds the fold's weights, batches and tasks (trainer.train_fold)
-    test_subject: str
-    path: Path         # where its result is stored
+    config: TrainConfig      # resolved: absolute shard paths, `out` set
+    fold: int                # seeds the training (trainer.train_fold): inner fold k, or the outer fold
+    subject: str             # the subject predicted
+    checkpoint: Path         # where the task stores its result: inner/.../inner-KK.json or checkpoints/fold-NNN.pt
+    run: str                 # with `fold`, unique in a call (the Dask key): "outer 3 point 1", "outer 3"
+    name: str                # names the training in errors
+    without: str | None = None  # inner folds: the outer test subject
 
 
 # ----------------------------------------------------------------------------------------------
@@ -126,11 +134,14 @@ def grid_points(config: TrainConfig, grid: Mapping[str, Sequence[Any]]) -> list[
 
 def tune(config: TrainConfig | str | os.PathLike | None, grid: Mapping[str, Sequence[Any]], *,
          inner_folds: int | None = None, data: MerData | None = None, progress: bool = False,
-         **overrides: Any) -> TuneResult:
+         workers: int | None = None, scheduler: str | None = None, **overrides: Any) -> TuneResult:
     """Nested LOSO of `config` (a TrainConfig, a YAML path or None, with `overrides`) over `grid`
-    ({key: [values]}); returns the run directory and the metrics pooled over the outer folds.
+    ({key: [values]}); returns the run directory and the metrics pooled over the outer folds. Every
+    training is one task, run as `mer_train.train` runs folds: `workers` processes of a local Dask
+    cluster, the cluster at `scheduler` (an address), or `scheduler="synchronous"` in this process
+    (also what `data=` implies). Same choices and predictions whichever runs them.
 
-        result = mer_train.tune.tune("configs/ci.yaml", {"lr": [0.001, 0.003]}, shards=["out"])
+        result = mer_train.tune.tune("configs/ci.yaml", {"lr": [0.001, 0.003]}, shards=["out"], workers=2)
         [fold["chosen"] for fold in result.metrics["folds"]]   # e.g. [{"lr": 0.003}, {"lr": 0.001}, ...]
 
     `data` (already loaded) cannot be combined with a grid over a key `load_data` reads (input_size, ...).
@@ -144,20 +155,33 @@ def tune(config: TrainConfig | str | os.PathLike | None, grid: Mapping[str, Sequ
     if data is not None and data_keys:
         raise ConfigError(f"--grid {', '.join(data_keys)}: changes the data loaded, so tune() cannot take data=; "
                           "leave data out and it is loaded per grid point")
+    scheduler = distributed.choose_scheduler(workers, scheduler, data is not None)
     with cpu_threads(config.threads):
-        return _tune(config, points, inner_folds, data, progress)
+        return _tune(config, points, inner_folds, data, progress, workers, scheduler)
 
 
 def _tune(config: TrainConfig, points: list[dict[str, Any]], inner_folds: int | None, data: MerData | None,
-          progress: bool) -> TuneResult:
-    device = resolve_device(config.device)
+          progress: bool, workers: int | None, scheduler: str | None) -> TuneResult:
+    here = scheduler == distributed.SYNCHRONOUS
+    if not distributed.is_remote(scheduler):  # a remote cluster's workers have their own devices
+        device = resolve_device(config.device)
     loaded: dict[tuple, MerData] = {}
+    moved: dict[tuple, MerData] = {}
 
-    def data_for(point_config: TrainConfig) -> MerData:  # one loaded set per value of the data keys
-        key = tuple(repr(getattr(point_config, k)) for k in DATA_KEYS)
+    def key_of(point_config: TrainConfig) -> tuple:
+        return tuple(repr(getattr(point_config, k)) for k in DATA_KEYS)
+
+    def data_for(point_config: TrainConfig) -> MerData:  # one loaded set per value of the data keys, on the CPU
+        key = key_of(point_config)
         if key not in loaded:
-            loaded[key] = (data if data is not None else load_data(point_config)).to(device)
+            loaded[key] = data if data is not None else load_data(point_config)
         return loaded[key]
+
+    def on_device(point_config: TrainConfig) -> MerData:  # in this process: the same, on the device
+        key = key_of(point_config)
+        if key not in moved:
+            moved[key] = data_for(point_config).to(device)
+        return moved[key]
 
     out = Path(config.out or f"runs/{config.method}-{datetime.now():%Y%m%d-%H%M%S}").absolute()
     config = config.replace(out=str(out), shards=[str(Path(p).absolute()) for p in config.shards],
@@ -172,28 +196,46 @@ def _tune(config: TrainConfig, points: list[dict[str, Any]], inner_folds: int | 
     base = data_for(configs[0])  # sample ids, labels and subjects are the same for every point
     subjects = base.subjects
     _require_nested(configs, len(subjects))
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    save_config(config, out / "config.yaml")
-    total = sum(len(points) * len(_inner_subjects(subjects, s, inner_folds)) + 1 for s in subjects)
-    log.info("tune %s on %s: %d outer folds x (%d grid points x %s inner folds + 1) = %d trainings, device %s",
-             config.method, base.class_set, len(subjects), len(points), inner_folds or "all", total, device)
+    held_out = [_inner_subjects(subjects, subject, inner_folds) for subject in subjects]
+    total = sum(len(points) * len(h) + 1 for h in held_out)
+    log.info("tune %s on %s: %d outer folds x (%d grid points x %s inner folds + 1) = %d trainings",
+             config.method, base.class_set, len(subjects), len(points), inner_folds or "all", total)
 
-    with tqdm(total=total, desc=f"tune {config.method}", disable=not progress) as bar:
-        choices = [_choose(out, outer, subject, configs, data_for, _inner_subjects(subjects, subject, inner_folds),
-                           device, bar) for outer, subject in enumerate(subjects)]
+    def run(tasks: list[TuneTask], client, bar) -> list[dict[str, Any]]:
+        local = {task.run: on_device(task.config) for task in tasks} if here else None
+        return distributed.run_folds(tasks, trainer.train_fold, client, local_data=local, bar=bar,
+                                     task_fn=train_tune_task)
+
+    with tqdm(total=total, desc=f"tune {config.method}", unit="training", disable=not progress) as bar, \
+            ExitStack() as stack:
+        inner, tasks = _plan_inner(out, subjects, configs, points, held_out, data_for, bar)
+        client = stack.enter_context(distributed.fold_runner(tasks, scheduler=scheduler, workers=workers))
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        save_config(config, out / "config.yaml")
+        for task, result in zip(tasks, run(tasks, client, bar)):
+            inner[task.checkpoint] = result
+        choices = [_choose(base, [[inner[path] for path in point] for point in paths], h)
+                   for paths, h in zip(_inner_paths(out, configs, held_out), held_out)]
         for outer, (subject, choice) in enumerate(zip(subjects, choices)):
             log.info("fold %d (%s): chose %s (inner UF1 %.3f)", outer, subject, points[choice["best"]],
                      choice["scores"][choice["best"]]["uf1"])
-        folds = _outer_folds(out, subjects, [configs[choice["best"]] for choice in choices], data_for, device, bar)
+        chosen = [(configs[choice["best"]], points[choice["best"]]) for choice in choices]
+        folds, tasks = _plan_outer(out, subjects, chosen, data_for, bar)
+        if tasks and client is None:  # every inner result was stored, some outer fold is not
+            client = stack.enter_context(distributed.fold_runner(tasks, scheduler=scheduler, workers=workers))
+        for task, result in zip(tasks, run(tasks, client, bar)):
+            folds[task.fold] = result
 
     index = {sample_id: i for i, sample_id in enumerate(base.sample_id.tolist())}
     rows = np.array([index[s] for fold in folds for s in fold["sample_id"]])
     probs = np.concatenate([np.asarray(fold["probs"]).reshape(-1, len(base.classes)) for fold in folds])
     metrics = pooled_metrics(base.y.cpu().numpy()[rows], probs.argmax(1), base.dataset[rows], base.classes)
     grid = {key: list(dict.fromkeys(point[key] for point in points)) for key in points[0]}
+    devices = sorted({fold["device"] for fold in folds if "device" in fold})  # none when every fold was reused
     metrics |= {
         "method": config.method if "method" not in grid else "tuned", "protocol": protocols[0],
-        "classes": list(base.classes), "class_set": base.class_set, "seed": config.seed, "device": str(device),
+        "classes": list(base.classes), "class_set": base.class_set, "seed": config.seed,
+        "device": ", ".join(devices) or _local_device(config.device),
         "dropped": base.dropped, "sources": base.sources,
         "tuning": {"scheme": "nested LOSO", "grid": grid, "points": len(points), "inner_folds": inner_folds,
                    "selection": SELECTION, "trainings": total},
@@ -209,58 +251,62 @@ def _tune(config: TrainConfig, points: list[dict[str, Any]], inner_folds: int | 
     return TuneResult(out, config, metrics)
 
 
-def _choose(out: Path, outer: int, subject: str, configs: list[TrainConfig], data_for: Callable[[TrainConfig], MerData],
-            held_out: list[str], device: torch.device, bar) -> dict[str, Any]:
-    """The inner LOSO of outer fold `outer` (test subject `subject`, removed from the data first):
-    every grid point scored on the inner folds `held_out`; `best` is the index of the chosen point."""
-    jobs, results = [], {}
-    folder = out / "inner" / f"fold-{outer:03d}"
-    paths = [[folder / f"point-{p:02d}" / f"inner-{k:02d}.json" for k in range(len(held_out))]
-             for p in range(len(configs))]  # [point][inner fold]
-    for p, point_config in enumerate(configs):
-        inner_data = without_subject(data_for(point_config), subject)
-        for k, inner_subject in enumerate(held_out):
-            job = FoldJob(point_config, inner_data, k, inner_subject, paths[p][k])
-            results[job.path] = load_inner(job)
-            if results[job.path] is None:
-                jobs.append(job)
-            else:
-                bar.update()
+def _inner_paths(out: Path, configs: list[TrainConfig], held_out: list[list[str]]) -> list[list[list[Path]]]:
+    """[outer fold][grid point][inner fold] -> where that inner fold's predictions are stored."""
+    return [[[out / "inner" / f"fold-{outer:03d}" / f"point-{p:02d}" / f"inner-{k:02d}.json" for k in range(len(h))]
+             for p in range(len(configs))] for outer, h in enumerate(held_out)]
 
-    def keep(job: FoldJob, result: dict[str, Any]) -> None:
-        results[job.path] = save_inner(job, result)
-        bar.update()
 
-    _run_folds(jobs, device, keep)
-    base = data_for(configs[0])
-    scores = [_score(base, [results[path] for path in point_paths]) for point_paths in paths]
-    best = max(range(len(configs)), key=lambda p: (scores[p]["uf1"], -p))  # ties: the first point
+def _plan_inner(out: Path, subjects: list[str], configs: list[TrainConfig], points: list[dict[str, Any]],
+                held_out: list[list[str]], data_for: Callable[[TrainConfig], MerData],
+                bar) -> tuple[dict[Path, dict[str, Any] | None], list[TuneTask]]:
+    """Every inner training of every outer fold (outer fold, grid point, inner fold, in that order):
+    the results already stored, and the tasks for the rest."""
+    stored: dict[Path, dict[str, Any] | None] = {}
+    tasks = []
+    for outer, (subject, point_paths) in enumerate(zip(subjects, _inner_paths(out, configs, held_out))):
+        for p, (point_config, paths) in enumerate(zip(configs, point_paths)):
+            inner_data = without_subject(data_for(point_config), subject)
+            for k, (inner_subject, path) in enumerate(zip(held_out[outer], paths)):
+                name = (f"inner fold {k} ({inner_subject}) of outer fold {outer} ({subject}), grid point {p} "
+                        f"({_values(points[p])})")
+                task = TuneTask(point_config, k, inner_subject, path, f"outer {outer} point {p}", name, subject)
+                stored[path] = load_inner(task, inner_data)
+                if stored[path] is None:
+                    tasks.append(task)
+                else:
+                    bar.update()
+    return stored, tasks
+
+
+def _choose(base: MerData, results: list[list[dict[str, Any]]], held_out: list[str]) -> dict[str, Any]:
+    """One outer fold's choice from its inner results ([grid point][inner fold]); `best` is the
+    index of the chosen point."""
+    scores = [_score(base, point_results) for point_results in results]
+    best = max(range(len(scores)), key=lambda p: (scores[p]["uf1"], -p))  # ties: the first point
     return {"best": best, "scores": scores, "held_out": held_out,
-            "seconds": sum(result["seconds"] for result in results.values())}
+            "seconds": sum(r["seconds"] for point_results in results for r in point_results)}
 
 
-def _outer_folds(out: Path, subjects: list[str], chosen: list[TrainConfig], data_for: Callable[[TrainConfig], MerData],
-                 device: torch.device, bar) -> list[dict[str, Any]]:
-    """Outer fold i: `chosen[i]` trained on every subject but `subjects[i]`, tested once on it; a
-    plain LOSO fold, stored as its checkpoint."""
-    folds: list[dict[str, Any] | None] = [None] * len(subjects)
-    jobs = []
-    for outer, (subject, point_config) in enumerate(zip(subjects, chosen)):
+def _plan_outer(out: Path, subjects: list[str], chosen: list[tuple[TrainConfig, dict[str, Any]]],
+                data_for: Callable[[TrainConfig], MerData], bar) -> tuple[list[dict[str, Any] | None], list[TuneTask]]:
+    """Outer fold i: its chosen config trained on every subject but `subjects[i]`, tested once on
+    it; a plain LOSO fold, stored as its checkpoint. The folds already stored, and the tasks for the rest."""
+    folds: list[dict[str, Any] | None] = []
+    tasks = []
+    for outer, (subject, (point_config, values)) in enumerate(zip(subjects, chosen)):
         path = out / "checkpoints" / f"fold-{outer:03d}.pt"
-        job = FoldJob(point_config, data_for(point_config), outer, subject, path)
-        folds[outer] = load_fold(job.path, point_config, subject, job.data)
-        if folds[outer] is None:
-            jobs.append(job)
+        folds.append(load_fold(path, point_config, subject, data_for(point_config)))
+        if folds[-1] is None:
+            name = f"outer fold {outer} ({subject}), retrained with {_values(values)}"
+            tasks.append(TuneTask(point_config, outer, subject, path, f"outer {outer}", name))
         else:
             bar.update()
+    return folds, tasks
 
-    def keep(job: FoldJob, result: dict[str, Any]) -> None:
-        save_checkpoint(job.path, job.config, job.data, result)
-        folds[job.fold] = result
-        bar.update()
 
-    _run_folds(jobs, device, keep)
-    return folds
+def _values(point: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in point.items())
 
 
 def _inner_subjects(subjects: list[str], outer_subject: str, inner_folds: int | None) -> list[str]:
@@ -313,45 +359,55 @@ def without_subject(data: MerData, subject: str) -> MerData:
 # running and storing trainings
 
 
-def _run_fold(config: TrainConfig, data: MerData, fold: int, subject: str, device: torch.device) -> dict[str, Any]:
-    return trainer.train_fold(config, data, fold, subject, device, progress=False)
-
-
-def _run_folds(jobs: list[FoldJob], device: torch.device, done: Callable[[FoldJob, dict[str, Any]], None]) -> None:
-    """Train every job and hand each result to `done` as soon as it is made (so it is stored before
-    the next one starts). The one place trainings run: a parallel runner replaces this function."""
-    for job in jobs:
-        done(job, _run_fold(job.config, job.data, job.fold, job.test_subject, device))
+def train_tune_task(fold_fn: Callable[..., dict], task: TuneTask, data: MerData | None = None,
+                    progress: bool = False) -> dict[str, Any]:
+    """Train `task` with `fold_fn` (`trainer.train_fold`), on a Dask worker or in this process
+    (`data`: its grid point's data on the device; a worker loads it once and keeps it), store its
+    result where `task.checkpoint` says, and return it without the weights."""
+    with cpu_threads(task.config.threads):
+        device = distributed.worker_device(task.config.device)
+        if data is None:
+            data = distributed.worker_data(task.config, device)
+        if task.without is not None:
+            data = without_subject(data, task.without)
+        result = fold_fn(task.config, data, task.fold, task.subject, device, progress)
+        if task.without is not None:
+            return save_inner(task, data, result)
+        save_checkpoint(task.checkpoint, task.config, data, result)
+    return {**distributed.without_weights(result), "device": str(device)}
 
 
 def _comparable(config: TrainConfig) -> dict[str, Any]:
     return {k: v for k, v in config.to_dict().items() if k not in ("out", "eval_batch_size")}
 
 
-def save_inner(job: FoldJob, result: dict[str, Any]) -> dict[str, Any]:
-    """Store an inner fold's predictions (no weights: they are never used again), atomically."""
-    record = {"format": INNER_FORMAT, "config": _comparable(job.config), "test_subject": job.test_subject,
-              "subjects": job.data.subjects, "sample_id": list(result["sample_id"]),
+def save_inner(task: TuneTask, data: MerData, result: dict[str, Any]) -> dict[str, Any]:
+    """Store an inner fold's predictions (no weights: they are never used again), atomically;
+    `data` is what it trained on (the outer subject removed)."""
+    record = {"format": INNER_FORMAT, "config": _comparable(task.config), "test_subject": task.subject,
+              "subjects": data.subjects, "sample_id": list(result["sample_id"]),
               "probs": np.asarray(result["probs"]).tolist(), "seconds": result["seconds"]}
-    job.path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(job.path, record)
+    task.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    write_json(task.checkpoint, record)
     return record
 
 
-def load_inner(job: FoldJob) -> dict[str, Any] | None:
-    """The stored result of `job` when it was made by the same config, subjects and samples."""
-    if not job.path.is_file():
+def load_inner(task: TuneTask, data: MerData) -> dict[str, Any] | None:
+    """The stored result of `task` when it was made by the same config, subjects and samples
+    (`data`: the inner fold's data, the outer subject removed)."""
+    path = task.checkpoint
+    if not path.is_file():
         return None
     try:
-        record = json.loads(job.path.read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        log.warning("%s: unreadable (%s); retraining the inner fold", job.path, error)
+        log.warning("%s: unreadable (%s); retraining the inner fold", path, error)
         return None
     if (not isinstance(record, dict) or record.get("format") != INNER_FORMAT
-            or record.get("config") != _comparable(job.config) or record.get("test_subject") != job.test_subject
-            or record.get("subjects") != job.data.subjects
-            or record.get("sample_id") != job.data.sample_id[job.data.subject == job.test_subject].tolist()):
-        log.warning("%s: made by another config or data; retraining the inner fold", job.path)
+            or record.get("config") != _comparable(task.config) or record.get("test_subject") != task.subject
+            or record.get("subjects") != data.subjects
+            or record.get("sample_id") != data.sample_id[data.subject == task.subject].tolist()):
+        log.warning("%s: made by another config or data; retraining the inner fold", path)
         return None
     return record
 

@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 import mer_train
-from conftest_train import fake_root  # noqa: F401  (fixture)
 from mer_train import distributed, fold_batch, loso, models, trainer
 from mer_train.cli import main
 from mer_train.config import load_config
@@ -34,7 +33,7 @@ TOLERANCE = 1e-4   # absolute, on class probabilities (module docstring)
 SUBJECTS = 5       # fake_root: groups of 3 are folds 0-2 and 3-4
 
 
-def run(fake_root, out, fold_batch=1, **overrides):  # noqa: F811
+def run(fake_root, out, fold_batch=1, **overrides):
     return mer_train.train(CI, shards=[str(fake_root)], out=str(out), fold_batch=fold_batch, **overrides)
 
 
@@ -79,7 +78,7 @@ def groups(monkeypatch):
 
 
 @pytest.mark.parametrize("method", ["erm", "multitask", "lightman"])
-def test_three_folds_at_once_predict_what_one_at_a_time_predicts(fake_root, tmp_path, method, groups):  # noqa: F811
+def test_three_folds_at_once_predict_what_one_at_a_time_predicts(fake_root, tmp_path, method, groups):
     one = run(fake_root, tmp_path / "one", method=method, steps=12)
     many = run(fake_root, tmp_path / "many", fold_batch=3, method=method, steps=12)
     assert groups == [[0, 1, 2], [3, 4]]
@@ -88,7 +87,7 @@ def test_three_folds_at_once_predict_what_one_at_a_time_predicts(fake_root, tmp_
 
 
 @pytest.fixture(scope="module")
-def fake_data(fake_root):  # noqa: F811
+def fake_data(fake_root):
     return load_data(load_config(CI, {"shards": [str(fake_root)]}))
 
 
@@ -115,14 +114,14 @@ def same_folds(config, data, folds):
     {"method": "erm", "label_noise": 0.2, "test_adapt_steps": 2, "test_adapt_loss": "entropy",  # TENT
      "test_adapt_params": "norm"},
 ])
-def test_per_fold_draws_labels_and_evaluation_stay_each_folds_own(fake_root, fake_data, overrides):  # noqa: F811
+def test_per_fold_draws_labels_and_evaluation_stay_each_folds_own(fake_root, fake_data, overrides):
     config = load_config(CI, {"shards": [str(fake_root)], "steps": 4, **overrides})
     alone, _ = same_folds(config, fake_data, list(enumerate(fake_data.subjects))[1:4])
     # the folds differ from each other (a group that mixed them up could not pass the comparison above)
     assert alone[0]["curve"] != alone[1]["curve"]
 
 
-def test_folds_with_their_own_auxiliary_targets(fake_root, fake_data):  # noqa: F811
+def test_folds_with_their_own_auxiliary_targets(fake_root, fake_data):
     """When the macro-expressions come from the micro subjects (CAS(ME)^2, CAS(ME)^3), each fold
     leaves its test subject's out of its targets: the targets are stacked per fold."""
     data = replace(fake_data, macro_subject=np.array([fake_data.subjects[i % SUBJECTS]
@@ -134,7 +133,7 @@ def test_folds_with_their_own_auxiliary_targets(fake_root, fake_data):  # noqa: 
     same_folds(config, data, folds)
 
 
-def test_a_non_finite_loss_stops_the_group_naming_its_folds(fake_root, fake_data):  # noqa: F811
+def test_a_non_finite_loss_stops_the_group_naming_its_folds(fake_root, fake_data):
     """NaN inputs of subject 0: every fold that trains on them stops, as one fold alone does."""
     x = fake_data.x.clone()
     x[torch.as_tensor(np.flatnonzero(fake_data.subject == fake_data.subjects[0]))] = float("nan")
@@ -149,7 +148,7 @@ def test_a_non_finite_loss_stops_the_group_naming_its_folds(fake_root, fake_data
 # what cannot be batched exactly is refused, naming the key and --fold-batch 1
 
 
-def test_a_model_with_dropout_is_refused_before_anything_is_written(fake_root, tmp_path):  # noqa: F811
+def test_a_model_with_dropout_is_refused_before_anything_is_written(fake_root, tmp_path):
     with pytest.raises(ConfigError, match=r"model = ststnet has dropout .*p = 0.5.*--fold-batch 1"):
         run(fake_root, tmp_path / "run", fold_batch=2, method="erm", model="ststnet", input_size=28)
     assert not (tmp_path / "run").exists()
@@ -158,7 +157,7 @@ def test_a_model_with_dropout_is_refused_before_anything_is_written(fake_root, t
     assert result.exit_code == 1 and "--fold-batch 1" in result.output
 
 
-def test_fold_batch_options_are_checked(fake_root, tmp_path):  # noqa: F811
+def test_fold_batch_options_are_checked(fake_root, tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["train", "--shards", str(fake_root), "--fold-batch", "0"])
     assert result.exit_code == 2 and "--fold-batch" in result.output
@@ -192,7 +191,7 @@ def norm_net(monkeypatch):
     return "norm_net"
 
 
-def test_batch_norm_running_statistics_end_as_one_fold_at_a_time(fake_root, fake_data, norm_net):  # noqa: F811
+def test_batch_norm_running_statistics_end_as_one_fold_at_a_time(fake_root, fake_data, norm_net):
     config = load_config(CI, {"shards": [str(fake_root)], "steps": 6, "method": "erm", "model": norm_net})
     alone, together = same_folds(config, fake_data, list(enumerate(fake_data.subjects))[:3])
     for a, b in zip(alone, together):
@@ -208,7 +207,7 @@ def test_batch_norm_running_statistics_end_as_one_fold_at_a_time(fake_root, fake
 # checkpoints, resume and the Dask path
 
 
-def test_a_rerun_with_fold_batch_trains_only_the_missing_folds(fake_root, tmp_path, groups):  # noqa: F811
+def test_a_rerun_with_fold_batch_trains_only_the_missing_folds(fake_root, tmp_path, groups):
     first = run(fake_root, tmp_path / "run", fold_batch=3, method="erm", steps=4)
     (first.out / "checkpoints" / "fold-001.pt").unlink()
     (first.out / "checkpoints" / "fold-004.pt").unlink()
@@ -231,14 +230,14 @@ def test_groups_are_consecutive_folds_of_one_run():
 
 
 @pytest.mark.slow
-def test_fold_groups_on_dask_workers_give_the_synchronous_predictions(fake_root, tmp_path):  # noqa: F811
+def test_fold_groups_on_dask_workers_give_the_synchronous_predictions(fake_root, tmp_path):
     synchronous = run(fake_root, tmp_path / "sync", fold_batch=3, method="erm", steps=4, scheduler="synchronous")
     workers = run(fake_root, tmp_path / "dask", fold_batch=3, method="erm", steps=4, workers=2)
     assert (workers.out / "predictions.csv").read_bytes() == (synchronous.out / "predictions.csv").read_bytes()
     assert len(list((workers.out / "checkpoints").glob("fold-*.pt"))) == SUBJECTS
 
 
-def test_compare_trains_each_runs_folds_in_groups(fake_root, tmp_path, groups):  # noqa: F811
+def test_compare_trains_each_runs_folds_in_groups(fake_root, tmp_path, groups):
     args = ["compare", "--shards", str(fake_root), "--config", str(CI), "--methods", "erm,multitask", "--seeds", "1",
             "--set", "steps=3", "-q"]
     for name, extra in (("one", []), ("many", ["--fold-batch", "5"])):

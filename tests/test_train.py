@@ -74,6 +74,24 @@ def test_same_seed_gives_identical_metrics_and_another_seed_does_not(fake_root, 
     assert (other.out / "predictions.csv").read_bytes() != (first.out / "predictions.csv").read_bytes()
 
 
+@pytest.mark.parametrize("method", ["erm", "lightman"])
+def test_after_step_sees_the_predictions_of_a_shorter_schedule(fake_root, method):
+    """benchmarks/config_pilot.py reads 3 steps' predictions on the way to 6: the 3-step run's own."""
+    config = load_config(CI, {"shards": [str(fake_root)], "method": method, "steps": 6})
+    data = load_data(config)
+    subject = data.subjects[1]
+    test = torch.as_tensor(np.flatnonzero(data.subject == subject))
+    seen = {}
+
+    def snapshot(step, model, x):
+        seen[step] = trainer.predict_subject(model, [None], x[test], config, None)
+
+    trainer.train_model(config, data, 1, subject, torch.device("cpu"), after_step=snapshot)
+    assert sorted(seen) == [1, 2, 3, 4, 5, 6]
+    short = trainer.train_fold(config.replace(steps=3), data, 1, subject, torch.device("cpu"))
+    assert np.array_equal(np.asarray(short["probs"]), seen[3]) and not np.array_equal(seen[3], seen[6])
+
+
 def test_rerun_skips_complete_folds_and_retrains_missing_or_stale_ones(fake_root, tmp_path, monkeypatch):
     first = run(fake_root, tmp_path / "run", method="erm", steps=3)
     trained = []

@@ -247,8 +247,79 @@ def test_cli_tune_prints_the_score_and_the_values_chosen_per_fold(root, tmp_path
     assert lines[-1] == f"Run directory: {tmp_path / 'run'}"
 
 
-def test_cli_tune_refuses_the_fold_scheduler_options_it_does_not_use_yet(root, tmp_path, trained):
-    result = CliRunner().invoke(main, ["tune", "--shards", str(root), "--config", str(CI), "--grid", "lr=0.003,0.03",
-                                       "--workers", "2", "--out", str(tmp_path / "run")])
-    assert result.exit_code == 2 and "mer-train tune does not take --workers yet" in result.output
-    assert trained == [] and not (tmp_path / "run").exists()
+QUICK = ["--config", str(CI), "--method", "erm", "--set", "steps=3", "--grid", "lr=0.003,0.03", "--inner-folds", "2",
+         "-q"]
+
+
+def test_tune_on_two_workers_chooses_and_predicts_as_the_synchronous_run(root, tmp_path, trained):
+    """Every training is a task on a local cluster of 2 worker processes: the same inner scores,
+    choices and outer predictions as in this process, bit for bit (same seed, one thread each)."""
+    runs = {}
+    for name, where in [("sync", ["--scheduler", "synchronous"]), ("workers", ["--workers", "2"])]:
+        trained.clear()
+        args = ["tune", "--shards", str(root), *QUICK, *where, "--out", str(tmp_path / name)]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        runs[name] = (result.output.replace(str(tmp_path / name), "RUN"), len(trained))
+    assert runs["sync"][1] == SUBJECTS * (2 * 2 + 1) and runs["workers"][1] == 0  # there, none trained here
+    assert runs["workers"][0] == runs["sync"][0]  # the score and every fold's choice, as printed
+    sync, workers = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("sync", "workers"))
+    assert without_times(workers) == without_times(sync) and workers["device"] == "cpu"
+    predictions = [(tmp_path / name / "predictions.csv").read_bytes() for name in ("sync", "workers")]
+    assert predictions[1] == predictions[0]
+    inner = sorted(p.relative_to(tmp_path / "sync") for p in (tmp_path / "sync" / "inner").rglob("*.json"))
+    assert len(inner) == SUBJECTS * 2 * 2
+    for path in inner:  # the stored inner predictions too, which a rerun reuses
+        records = [json.loads((tmp_path / name / path).read_text()) for name in ("sync", "workers")]
+        assert [{**r, "seconds": 0} for r in records[1:]] == [{**records[0], "seconds": 0}]
+
+
+@pytest.fixture
+def by_value():
+    """This module's functions travel to the workers by value (they cannot import a test module)."""
+    import sys
+
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield
+    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+def dying_fold(config, data, fold, subject, device, progress=False):
+    """train_fold, except that the worker process exits (no exception, no cleanup) in one inner
+    training: outer fold 1 (sub01 removed), grid point lr=0.003, inner fold 0 (sub00)."""
+    if "casme2/sub01" not in data.subjects and config.lr == 0.003 and fold == 0:
+        import os
+
+        os._exit(1)
+    return trainer.train_fold(config, data, fold, subject, device, progress)
+
+
+@pytest.mark.slow
+def test_a_worker_dying_twice_in_a_tune_training_stops_naming_it_and_a_rerun_resumes(
+        root, tmp_path, monkeypatch, by_value):
+    real = trainer.train_fold
+    monkeypatch.setattr(trainer, "train_fold", dying_fold)
+    run = tmp_path / "run"
+    args = ["tune", "--shards", str(root), *QUICK, "--out", str(run)]
+    result = CliRunner().invoke(main, args + ["--workers", "2"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: inner fold 0 (casme2/sub00) of outer fold 1 (casme2/sub01), grid point 0 "
+                                    "(lr=0.003): the Dask worker process died on every attempt")
+    assert "rerun the same command to resume" in result.output and "Traceback" not in result.output
+    stored = {p: p.stat().st_mtime_ns for p in (run / "inner").rglob("*.json")}
+    assert stored and run / "inner" / "fold-001" / "point-00" / "inner-00.json" not in stored
+    assert not (run / "metrics.json").exists()
+
+    trained = []  # the cause is gone: the rerun trains what is missing, and nothing stored again
+    monkeypatch.setattr(trainer, "train_fold", lambda config, data, fold, *a: trained.append(fold)
+                        or real(config, data, fold, *a))
+    result = CliRunner().invoke(main, args + ["--scheduler", "synchronous"])
+    assert result.exit_code == 0, result.output
+    assert all(p.stat().st_mtime_ns == t for p, t in stored.items())
+    assert len(trained) == SUBJECTS * (2 * 2 + 1) - len(stored)
+    reference = CliRunner().invoke(main, ["tune", "--shards", str(root), *QUICK, "--scheduler", "synchronous",
+                                          "--out", str(tmp_path / "clean")])
+    assert (run / "predictions.csv").read_bytes() == (tmp_path / "clean" / "predictions.csv").read_bytes()
+    assert reference.output.replace(str(tmp_path / "clean"), "RUN") == result.output.replace(str(run), "RUN")
