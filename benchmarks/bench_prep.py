@@ -77,10 +77,10 @@ def run_ours(raw: Path, out: Path, workers: int, config, shard_size: int = 64) -
 
 
 def time_breakdown(tasks: list[dict], wall_start: float, seconds: float, parent_cpu_s: float) -> dict:
-    """Where a run's wall time goes, from Dask's task stream: per worker, the shards' compute time,
-    the wait before its first shard (tree scan, planning, submission) and after its last one (the
-    other worker's last shard: uneven shards), and the CPU the parent process (scheduler, client,
-    progress events) took from the same cores."""
+    """Where a run's wall time goes, from Dask's task stream: per worker, its tasks' compute time,
+    the wait before its first task (tree scan, planning, submission) and after its last one (the
+    other worker still busy: uneven tasks), and the CPU the parent process (scheduler, client,
+    progress events) took from the same cores. `shards` lists every task (parts and writers)."""
     per_worker: dict[str, dict] = {}
     shards = []
     for task in tasks:
@@ -96,6 +96,19 @@ def time_breakdown(tasks: list[dict], wall_start: float, seconds: float, parent_
                 "after_last_s": wall_start + seconds - r["last"],
                 "gaps_s": (r["last"] - r["first"]) - r["compute_s"]} for r in per_worker.values()]
     return {"workers": workers, "shards": sorted(shards, key=lambda r: r["start_s"]), "parent_cpu_s": parent_cpu_s}
+
+
+def run_ours_shard_tasks(raw: Path, out: Path, config, shard_size: int) -> dict:
+    """Ours with 2 workers as it was scheduled before a shard's clips were split into parts: one
+    Dask task per shard (the same bytes)."""
+    from mer_pipeline import runner
+
+    split = runner._part_size
+    runner._part_size = lambda total, workers: max(total, 1)
+    try:
+        return run_ours(raw, out, 2, config, shard_size)
+    finally:
+        runner._part_size = split
 
 
 def _warm_worker(backend: str) -> None:
@@ -284,6 +297,8 @@ def main() -> None:
     parser.add_argument("--tvl1-study", action="store_true")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of floor / ours 1w / ours 2w (medians reported)")
     parser.add_argument("--shard-size", type=int, default=64, help="mer-prep's --shard-size for ours (default: its default)")
+    parser.add_argument("--shard-tasks", action="store_true",
+                        help="also ours with 2 workers and one task per shard (the former scheduling), for comparison")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -304,10 +319,15 @@ def main() -> None:
     # Rounds of floor, ours 1w, ours 2w, floor in 2 processes, interleaved so that a slow spell of
     # the shared machine hits every column; each rate is the median over the rounds.
     runs: dict[str, list[dict]] = {"floor": [], "ours_1w": [], "ours_2w": [], "floor_2p": []}
+    if args.shard_tasks:
+        runs["ours_2w_shard_tasks"] = []
     for round_ in range(1, args.repeat + 1):
         runs["floor"].append(run_floor_processes(raw, config, 1))
         for workers in (1, 2):
             runs[f"ours_{workers}w"].append(run_ours(raw, args.work / f"out-{workers}w", workers, config, args.shard_size))
+        if args.shard_tasks:
+            runs["ours_2w_shard_tasks"].append(run_ours_shard_tasks(raw, args.work / "out-2w-shard-tasks", config,
+                                                                    args.shard_size))
         runs["floor_2p"].append(run_floor_processes(raw, config, 2))
         print(f"round {round_}: " + ", ".join(f"{name} {rows[-1]['clips_per_s']:.2f}" for name, rows in runs.items())
               + " clips/s", flush=True)
@@ -345,12 +365,16 @@ def main() -> None:
     report["machine"]["load_average_at_end"] = os.getloadavg()
     for key, value in summary.items():
         print(f"{key}: {value:.2f}")
-    for workers in (1, 2):
-        where = report[f"ours_{workers}w"]["where_time_goes"]
-        print(f"ours {workers}w, median run, {report[f'ours_{workers}w']['seconds']:.2f} s: parent CPU "
-              f"{where['parent_cpu_s']:.2f} s; per worker " + "; ".join(
-                  f"compute {w['compute_s']:.2f} s, before first shard {w['before_first_s']:.2f} s, after last "
-                  f"{w['after_last_s']:.2f} s, between shards {w['gaps_s']:.2f} s" for w in where["workers"]))
+    if "ours_2w_shard_tasks" in report:
+        summary["overhead_over_floor_2w_shard_tasks"] = (report["floor_2p"]["clips_per_s"]
+                                                         / report["ours_2w_shard_tasks"]["clips_per_s"])
+        print(f"overhead_over_floor_2w_shard_tasks: {summary['overhead_over_floor_2w_shard_tasks']:.2f}")
+    for name in (n for n in ("ours_1w", "ours_2w", "ours_2w_shard_tasks") if n in report):
+        where = report[name]["where_time_goes"]
+        print(f"{name}, median run, {report[name]['seconds']:.2f} s: parent CPU {where['parent_cpu_s']:.2f} s; "
+              f"{len(where['shards'])} tasks; per worker " + "; ".join(
+                  f"compute {w['compute_s']:.2f} s, before its first task {w['before_first_s']:.2f} s, after its "
+                  f"last {w['after_last_s']:.2f} s, between tasks {w['gaps_s']:.2f} s" for w in where["workers"]))
     (args.work / "bench_prep.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {args.work / 'bench_prep.json'}")
 
