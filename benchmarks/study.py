@@ -737,7 +737,8 @@ def plot_fraction(root: Path, seeds, path: Path) -> None:
     ax.set_xlabel("share of each fold's 15 training subjects used")
     ax.set_ylabel("LOSO UF1 (casme2-5)")
     ax.set_xticks([*FRACTIONS, 1.0])
-    ax.set_title(f"Hard synthetic CASME II, trees s{', s'.join(map(str, TREES))} (std over trees)", fontsize=9)
+    ax.set_title(f"Hard synthetic CASME II, trees s{', s'.join(map(str, TREES))} x seeds 0-{FRACTION_SEEDS - 1} (std over runs)",
+                 fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
