@@ -36,7 +36,6 @@ FPS = 30.0
 SHEETS = ("CAS(ME)^2code_final*.xlsx", "CAS(ME)*code_final*.xls*", "*code_final*.xlsx", "*code_final*.xls")
 TREES = ("rawpic", "rawpic_crop", "cropped", "selectedpic")
 CODE_SHEETS = ("casfecode_final", "casmecode_final")
-TYPES = {"micro": "micro-expression", "macro": "macro-expression"}
 _SUBJECT = r"s\d+"
 
 OPTIONS = (
