@@ -11,7 +11,8 @@ Data: `mer-prep synth casme2|ckplus --preset hard` (16 subjects x 10 clips, 20 x
 seeds PILOT_TREE (the pilot) and TREES (reported), and factor-switch trees of TREES[0] for the
 attribution table, prepared with `mer-prep`. Every run is `mer-train --shards ROOT/sets/TREE
 --config configs/study.yaml --method M --seed S --set KEY=VALUE ...` (VARIANTS), through
-`mer_train.train`, two at a time, one CPU thread each. Statistics are paired: every variant runs on
+`mer_train.loso.train_runs`: every (run, fold) a task of a local Dask cluster of `--jobs` workers, one
+CPU thread each (the clip-fold bound runs whole, in processes). Statistics are paired: every variant runs on
 the same trees, folds and seeds; differences are bootstrapped over subjects (within each tree) and
 tested by a paired permutation test that swaps the two variants' predictions subject by subject.
 
@@ -230,13 +231,36 @@ def _same_config(config, path: Path) -> bool:
 
 
 def run_all(runs: list[Run], root: Path, jobs: int, device: str = "cpu") -> None:
-    start = time.perf_counter()
+    """Train every run not finished with its current config. The LOSO runs go to
+    `mer_train.train_runs`: every (run, fold) one task of a local Dask cluster of `jobs` workers (one
+    thread each, a tree's shards loaded once per worker), under one progress bar, each fold's
+    checkpoint kept, so an interrupted study resumes mid-run. The clip-fold bound runs train on data
+    regrouped in this process (`clip_folds`), so they run whole, `jobs` at a time, in processes."""
+    from mer_train.loso import train_runs
+
+    global DEVICE
+    DEVICE, start = device, time.perf_counter()
+    todo = [run for run in runs if not _finished(run, root)]
+    loso = [run for run in todo if not run.part.startswith("bound")]
+    if loso:
+        results = train_runs([run_config(run, root) for run in loso], progress=True, workers=jobs, desc="study")
+        for run, result in zip(loso, results):
+            _log_run(start, run, result.metrics)
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(run_one, run, str(root), device): run for run in runs}
+        futures = {pool.submit(run_one, run, str(root), device): run
+                   for run in todo if run.part.startswith("bound")}
         for future in as_completed(futures):
-            run, metrics = futures[future], future.result()
-            logging.info("[%5.0f s] %-50s UF1 %.3f UAR %.3f", time.perf_counter() - start, run.name,
-                         metrics["overall"]["uf1"], metrics["overall"]["uar"])
+            _log_run(start, futures[future], future.result())
+
+
+def _finished(run: Run, root: Path) -> bool:
+    done = root / "runs" / run.name / "metrics.json"
+    return done.is_file() and _same_config(run_config(run, root), done.parent / "config.yaml")
+
+
+def _log_run(start: float, run: Run, metrics: dict) -> None:
+    logging.info("[%5.0f s] %-50s UF1 %.3f UAR %.3f", time.perf_counter() - start, run.name,
+                 metrics["overall"]["uf1"], metrics["overall"]["uar"])
 
 
 # ----------------------------------------------------------------------------------------------

@@ -99,10 +99,7 @@ def train_runs(configs: list[TrainConfig], *, data: MerData | None = None, progr
             from .fold_batch import check_batchable
 
             check_batchable(config, run_data)
-        name = f"{config.method} seed {config.seed}"
-        if any(r.name == name for r in runs) and config.out:  # named variants of one method: their run folders
-            name = f"{name} ({Path(config.out).name})"
-        runs.append(_Run(config, run_data, name, []))
+        runs.append(_Run(config, run_data, _run_name(config, {r.name for r in runs}), []))
     if len({run.name for run in runs}) < len(runs):
         raise ConfigError("two runs with the same run directory name: give each run its own --out")
 
@@ -128,6 +125,18 @@ def train_runs(configs: list[TrainConfig], *, data: MerData | None = None, progr
     for task, result in zip(tasks, results):
         by_name[task.run].folds[task.fold] = result
     return [_pool(run) for run in runs]
+
+
+def _run_name(config: TrainConfig, taken: set[str]) -> str:
+    """`method seed S`; when that is taken (named variants of one method, a study's trees), followed
+    by as much of the run folder's path as tells it apart: `(seed0)`, `(s2/lightman/seed0)`."""
+    name = f"{config.method} seed {config.seed}"
+    parts = Path(config.out).parts if config.out else ()
+    for depth in range(1, len(parts) + 1):
+        if name not in taken:
+            break
+        name = f"{config.method} seed {config.seed} ({'/'.join(parts[-depth:])})"
+    return name
 
 
 def _plan(run: _Run) -> list[distributed.FoldTask]:

@@ -281,3 +281,15 @@ def test_a_composite_is_one_loso_over_the_subjects_of_every_dataset(fake_shards,
     assert metrics["per_dataset"]["casme2"]["n"] == 40 and metrics["per_dataset"]["samm"]["n"] == 12
     assert metrics["overall"]["n"] == 52
     assert metrics["dropped"]["micro"] == {"casme2:Others": 10, "casme2:fear": 10}
+
+
+def test_runs_of_one_method_and_seed_are_told_apart_by_their_folders():
+    """compare's named variants and a study's trees: same method and seed, other run folders."""
+    from mer_train.config import TrainConfig
+    from mer_train.loso import _run_name
+
+    taken: set[str] = set()
+    for out in ("runs/s1/lightman/seed0", "runs/s1/lightman-v1/seed0", "runs/s2/lightman/seed0", "runs/s2/lightman-v1/seed0"):
+        taken.add(_run_name(TrainConfig(method="lightman", seed=0, out=out), taken))
+    assert taken == {"lightman seed 0", "lightman seed 0 (seed0)", "lightman seed 0 (lightman/seed0)",
+                     "lightman seed 0 (lightman-v1/seed0)"}
