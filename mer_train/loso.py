@@ -50,10 +50,10 @@ def train(config: TrainConfig | str | os.PathLike | None = None, *, data: MerDat
           **overrides: Any) -> RunResult:
     """Run `config` (a TrainConfig, a YAML path or None for the defaults, with `overrides`) with
     leave-one-subject-out; returns the run directory and its pooled metrics. Each fold is one task:
-    `workers` processes of a local Dask cluster (or `scheduler="local"`: all cores), the cluster at
-    `scheduler` (an address), or `scheduler="synchronous"` in this process (also what `data=`, a
-    MerData already loaded, implies; and, for now, what neither of the two gives: see
-    `mer_train.distributed.DEFAULT_SCHEDULER`). Same predictions whichever runs the folds.
+    `workers` processes of a local Dask cluster (the default when neither is given, and
+    `scheduler="local"`: all cores), the cluster at `scheduler` (an address), or
+    `scheduler="synchronous"` in this process (also what `data=`, a MerData already loaded,
+    implies). Same predictions whichever runs the folds.
     `fold_batch` K > 1 trains K folds at once per task (`mer_train.fold_batch`: predictions equal to
     float tolerance, not bit for bit).
 
