@@ -77,10 +77,17 @@ class FoldGroup:
 
     @property
     def name(self) -> str:
-        first, last = self.tasks[0], self.tasks[-1]
-        subjects = [t.subject for t in self.tasks]
-        named = ", ".join(subjects) if len(subjects) <= 4 else f"{first.subject}, ..., {last.subject}"
-        return f"folds {first.fold}-{last.fold} ({named}) of {self.run}"
+        return f"{folds_label([(t.fold, t.subject) for t in self.tasks])} of {self.run}"
+
+
+def folds_label(folds: Sequence[tuple[int, str]]) -> str:
+    """`fold 3 (s03)`, or for several consecutive folds `folds 0-2 (s00, s01, s02)` (more than four
+    subjects: the first and the last)."""
+    if len(folds) == 1:
+        return f"fold {folds[0][0]} ({folds[0][1]})"
+    subjects = [subject for _, subject in folds]
+    named = ", ".join(subjects) if len(subjects) <= 4 else f"{subjects[0]}, ..., {subjects[-1]}"
+    return f"folds {folds[0][0]}-{folds[-1][0]} ({named})"
 
 
 def group_folds(tasks: Sequence[FoldTask], size: int) -> list[FoldGroup]:

@@ -36,6 +36,7 @@ from torch.func import stack_module_state
 from tqdm.auto import tqdm
 
 from . import trainer
+from .distributed import folds_label
 from .config import METHODS, TrainConfig
 from .data import MerData
 from .errors import ConfigError, TrainError
@@ -100,7 +101,7 @@ def train_group(config: TrainConfig, data: MerData, folds: list[tuple[int, str]]
             return trainer.meta_batch_loss(base, weights, config, fold_align, *inputs)
         return trainer.batch_loss(base, weights, config, *inputs, fold_align)
 
-    label = _label(folds)
+    label = folds_label(folds)
     curves: list[list[float]] = [[] for _ in folds]
     start = time.perf_counter()
     for step in tqdm(range(config.steps), desc=label, leave=False, disable=not progress):
@@ -163,16 +164,9 @@ def _stacked_align(aligns: list[Align | None], folds: list[tuple[int, str]]) -> 
         if any(t is None or t.shape != tensors[0].shape for t in tensors):
             shapes = sorted({tuple(t.shape) if t is not None else None for t in tensors}, key=str)
             raise ConfigError(
-                f"--fold-batch: the folds of {_label(folds)} have auxiliary targets of different sizes ({name} "
+                f"--fold-batch: the folds of {folds_label(folds)} have auxiliary targets of different sizes ({name} "
                 f"{', '.join(map(str, shapes))}: a test subject's own macro-expressions are left out of its fold's "
                 "targets, and here that removes a whole emotion); train this data with --fold-batch 1")
         per_fold[name] = torch.stack(tensors)
     return first, per_fold
 
-
-def _label(folds: list[tuple[int, str]]) -> str:
-    if len(folds) == 1:
-        return f"fold {folds[0][0]} ({folds[0][1]})"
-    subjects = [subject for _, subject in folds]
-    named = ", ".join(subjects) if len(subjects) <= 4 else f"{subjects[0]}, ..., {subjects[-1]}"
-    return f"folds {folds[0][0]}-{folds[-1][0]} ({named})"
