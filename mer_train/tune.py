@@ -40,7 +40,7 @@ from . import distributed, trainer
 from .config import TrainConfig, as_config, protocol, save_config
 from .data import DATA_KEYS, MerData, load_data
 from .errors import ConfigError, DataError
-from .loso import _local_device, cpu_threads, load_fold, require_runnable, resolve_device, save_checkpoint
+from .loso import _comparable, _local_device, cpu_threads, load_fold, require_runnable, resolve_device
 from .metrics import pooled_metrics
 from .report import plot_confusion, write_json, write_predictions, write_report
 from .trainer import METHODS
@@ -363,28 +363,23 @@ def train_tune_task(fold_fn: Callable[..., dict], task: TuneTask, data: MerData 
                     progress: bool = False) -> dict[str, Any]:
     """Train `task` with `fold_fn` (`trainer.train_fold`), on a Dask worker or in this process
     (`data`: its grid point's data on the device; a worker loads it once and keeps it), store its
-    result where `task.checkpoint` says, and return it without the weights."""
+    result where `task.checkpoint` says, and return it without the weights. An outer retraining is a
+    plain LOSO fold (`distributed.train_fold_task`); an inner fold first drops the outer test subject
+    and stores its predictions only."""
+    if task.without is None:
+        return distributed.train_fold_task(fold_fn, task, data, progress)
     with cpu_threads(task.config.threads):
         device = distributed.worker_device(task.config.device)
         if data is None:
             data = distributed.worker_data(task.config, device)
-        if task.without is not None:
-            data = without_subject(data, task.without)
-        result = fold_fn(task.config, data, task.fold, task.subject, device, progress)
-        if task.without is not None:
-            return save_inner(task, data, result)
-        save_checkpoint(task.checkpoint, task.config, data, result)
-    return {**distributed.without_weights(result), "device": str(device)}
-
-
-def _comparable(config: TrainConfig) -> dict[str, Any]:
-    return {k: v for k, v in config.to_dict().items() if k not in ("out", "eval_batch_size")}
+        data = without_subject(data, task.without)
+        return save_inner(task, data, fold_fn(task.config, data, task.fold, task.subject, device, progress))
 
 
 def save_inner(task: TuneTask, data: MerData, result: dict[str, Any]) -> dict[str, Any]:
     """Store an inner fold's predictions (no weights: they are never used again), atomically;
     `data` is what it trained on (the outer subject removed)."""
-    record = {"format": INNER_FORMAT, "config": _comparable(task.config), "test_subject": task.subject,
+    record = {"format": INNER_FORMAT, "config": _comparable(task.config.to_dict()), "test_subject": task.subject,
               "subjects": data.subjects, "sample_id": list(result["sample_id"]),
               "probs": np.asarray(result["probs"]).tolist(), "seconds": result["seconds"]}
     task.checkpoint.parent.mkdir(parents=True, exist_ok=True)
@@ -404,7 +399,7 @@ def load_inner(task: TuneTask, data: MerData) -> dict[str, Any] | None:
         log.warning("%s: unreadable (%s); retraining the inner fold", path, error)
         return None
     if (not isinstance(record, dict) or record.get("format") != INNER_FORMAT
-            or record.get("config") != _comparable(task.config) or record.get("test_subject") != task.subject
+            or record.get("config") != _comparable(task.config.to_dict()) or record.get("test_subject") != task.subject
             or record.get("subjects") != data.subjects
             or record.get("sample_id") != data.sample_id[data.subject == task.subject].tolist()):
         log.warning("%s: made by another config or data; retraining the inner fold", path)
