@@ -78,8 +78,7 @@ def fit(config: TrainConfig | str | os.PathLike | None = None, *, data: MerData 
         "landmarks": None if data.landmarks is None else torch.from_numpy(data.landmarks),
         "weights": [{k: v.detach().cpu() for k, v in w.items()} for w in weights],
         "align": None if align is None else {
-            "targets": align.targets.cpu(), "has_target": align.has_target.cpu(),
-            "permutation": None if align.permutation is None else align.permutation.cpu()},
+            name: None if getattr(align, name) is None else getattr(align, name).cpu() for name in trainer.ALIGN_TENSORS},
         "trained_on": {"subjects": len(data.subjects), "samples": len(data.y), "macro_samples": len(data.macro_y),
                        "final_loss": trained.curve[-1] if trained.curve else None},
     }

@@ -40,9 +40,8 @@ from .distributed import folds_label
 from .config import METHODS, TrainConfig
 from .data import MerData
 from .errors import ConfigError, TrainError
-from .trainer import Align, Trained
+from .trainer import ALIGN_TENSORS, Align, Trained
 
-ALIGN_TENSORS = ("targets", "has_target", "permutation")  # the per-fold tensors of an Align
 DROPOUT = (torch.nn.Dropout, torch.nn.Dropout1d, torch.nn.Dropout2d, torch.nn.Dropout3d, torch.nn.AlphaDropout,
            torch.nn.FeatureAlphaDropout)
 

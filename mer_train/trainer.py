@@ -57,6 +57,8 @@ class Align:
     macro_pull: float = 0.0
 
 
+ALIGN_TENSORS = ("targets", "has_target", "permutation")  # an Align's tensors (the rest are settings)
+
 MODEL_CHANNELS = 3  # [u, v, strain]; a fold's input tensor may carry more channels for the losses:
 SELF_CHANNELS = 5   # + [apex - onset, d/dx, d/dy, flow RMS, visible cells] with aux_target self
 
