@@ -245,8 +245,8 @@ def _validate(config: TrainConfig, origin: dict[str, str]) -> None:
                           "(the fraction of training labels flipped)")
     if not 0 <= config.aux_mask_ratio < 1:
         raise ConfigError(f"aux_mask_ratio = {config.aux_mask_ratio} in {where('aux_mask_ratio')}: must be in [0, 1)")
-    auxiliary = METHODS[config.method].auxiliary
-    if config.task_unit == "subject" and not (METHODS[config.method] == (True, True) and config.aux_target in LABEL_FREE_TARGETS):
+    bilevel, auxiliary = METHODS[config.method]
+    if config.task_unit == "subject" and not (bilevel and auxiliary and config.aux_target in LABEL_FREE_TARGETS):
         raise ConfigError(
             f"task_unit = subject in {where('task_unit')}: the inner loop adapts on one subject's clips with the "
             "label-free auxiliary loss, so it needs method lightman and aux_target nearest_macro or self "
