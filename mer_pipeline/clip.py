@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 # What a broken clip really raises: the typed errors, file I/O, and OpenCV on frames it cannot use.
 # Anything else is a bug in mer-toolkit: still recorded per clip (one clip must not stop a
-# dataset), but as unexpected, and a run in which no clip succeeds then fails (prepare.prepare).
+# dataset), but as unexpected, and a run in which no clip succeeds then fails (runner.prepare).
 EXPECTED_ERRORS = (MerError, OSError, cv2.error)
 
 

@@ -42,7 +42,7 @@ def atomic_write(path: Path, mode: str = "w", **kwargs):
             csv.writer(handle).writerows(rows)
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # prepare._remove_stale knows this pattern
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # runner._remove_stale knows this pattern
     try:
         with open(tmp, mode, **kwargs) as handle:
             yield handle
