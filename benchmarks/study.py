@@ -181,21 +181,18 @@ def run_config(run: Run, root: Path):
                                 "seed": run.seed, "out": str(root / "runs" / run.name), "device": DEVICE, **changes})
 
 
-def run_one(run: Run, root: str, device: str = "cpu") -> dict:
-    """Train `run` (in a worker process; a tree's data is loaded once per process)."""
+def train_bound(run: Run, root: str, device: str = "cpu") -> dict:
+    """Train the clip-fold bound run `run` (in a worker process; a tree's data is loaded once per
+    process, then regrouped into clip folds)."""
     import mer_train
     from mer_train.data import load_data
 
     global DEVICE
     DEVICE, root = device, Path(root)
     config = run_config(run, root)
-    done = root / "runs" / run.name / "metrics.json"
-    if done.is_file() and _same_config(config, done.parent / "config.yaml"):
-        return json.loads(done.read_text())
     if run.tree not in _DATA:  # a few MB per tree
         _DATA[run.tree] = load_data(config)
-    data = clip_folds(_DATA[run.tree], run.seed) if run.part.startswith("bound") else _DATA[run.tree]
-    return mer_train.train(config, data=data, scheduler="synchronous").metrics
+    return mer_train.train(config, data=clip_folds(_DATA[run.tree], run.seed), scheduler="synchronous").metrics
 
 
 def fold_of_clips(y: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -247,7 +244,7 @@ def run_all(runs: list[Run], root: Path, jobs: int, device: str = "cpu") -> None
         for run, result in zip(loso, results):
             _log_run(start, run, result.metrics)
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(run_one, run, str(root), device): run
+        futures = {pool.submit(train_bound, run, str(root), device): run
                    for run in todo if run.part.startswith("bound")}
         for future in as_completed(futures):
             _log_run(start, futures[future], future.result())
